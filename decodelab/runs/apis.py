@@ -1,0 +1,92 @@
+"""REST API for comparisons and runs: parse -> call a service or selector -> serialize."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from decodelab.api.pagination import DefaultPagination
+from decodelab.common.permissions import IsResearcher
+from decodelab.runs import selectors, services
+from decodelab.runs.serializers import ComparisonSerializer, RunSerializer
+from workers.protocol import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_SEED
+from workers.strategies import STRATEGIES
+
+
+class PresetInputSerializer(serializers.Serializer):
+    strategy = serializers.ChoiceField(choices=sorted(STRATEGIES))
+    params = serializers.DictField(required=False, default=dict, help_text="GenerationConfig names, e.g. num_beams.")
+    seed = serializers.IntegerField(required=False, default=0, min_value=0, max_value=MAX_SEED)
+    label = serializers.CharField(required=False, max_length=200)
+
+
+class ComparisonCreateInput(serializers.Serializer):
+    prompt = serializers.CharField(max_length=MAX_PROMPT_CHARS, trim_whitespace=False)
+    chat = serializers.BooleanField(required=False, default=True)
+    max_new_tokens = serializers.IntegerField(required=False, default=64, min_value=1, max_value=MAX_NEW_TOKENS)
+    model = serializers.CharField(required=False, allow_blank=True, default="")
+    presets = PresetInputSerializer(many=True)
+
+    def validate_prompt(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("must not be empty")
+        return value
+
+
+CREATE_EXAMPLE = OpenApiExample(
+    "greedy vs beam",
+    value={
+        "prompt": "The capital of France is",
+        "chat": False,
+        "max_new_tokens": 32,
+        "presets": [
+            {"strategy": "greedy"},
+            {"strategy": "beam", "params": {"num_beams": 4, "num_return_sequences": 2}},
+            {"strategy": "sampling", "params": {"temperature": 0.7, "top_p": 0.9}, "seed": 1},
+        ],
+    },
+    request_only=True,
+)
+
+
+class ComparisonListCreateApi(APIView):
+    permission_classes = [IsResearcher]
+
+    @extend_schema(responses=ComparisonSerializer(many=True), operation_id="comparisons_list")
+    def get(self, request):
+        paginator = DefaultPagination()
+        page = paginator.paginate_queryset(selectors.comparison_list(user=request.user), request, view=self)
+        return paginator.get_paginated_response(ComparisonSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=ComparisonCreateInput,
+        responses={201: ComparisonSerializer},
+        examples=[CREATE_EXAMPLE],
+        operation_id="comparisons_create",
+    )
+    def post(self, request):
+        data = ComparisonCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        comparison = services.comparison_create(owner=request.user, **data.validated_data)
+        comparison = selectors.comparison_get(user=request.user, comparison_id=comparison.id)
+        return Response(ComparisonSerializer(comparison).data, status=status.HTTP_201_CREATED)
+
+
+class ComparisonDetailApi(APIView):
+    permission_classes = [IsResearcher]
+
+    @extend_schema(responses=ComparisonSerializer, operation_id="comparisons_retrieve")
+    def get(self, request, comparison_id):
+        return Response(
+            ComparisonSerializer(selectors.comparison_get(user=request.user, comparison_id=comparison_id)).data
+        )
+
+
+class RunDetailApi(APIView):
+    permission_classes = [IsResearcher]
+
+    @extend_schema(responses=RunSerializer, operation_id="runs_retrieve")
+    def get(self, request, run_id):
+        return Response(RunSerializer(selectors.run_get(user=request.user, run_id=run_id)).data)

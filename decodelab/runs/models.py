@@ -1,0 +1,99 @@
+"""Comparisons, their runs (one per decoder preset) and the outputs each run produced.
+
+The database, not the broker, is the source of truth for a run's state.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from decodelab.common.models import BaseModel
+
+
+class Comparison(BaseModel):
+    """One prompt decoded under several decoder presets."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="comparisons")
+    prompt = models.TextField()
+    chat = models.BooleanField(default=True, help_text="Wrap the prompt in the model's chat template.")
+    max_new_tokens = models.PositiveIntegerField()
+    model = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prompt[:40]!r} ({self.model})"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED)
+
+
+class Run(BaseModel):
+    """One decoder preset applied to a comparison's prompt, executed by a worker."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="runs")
+    position = models.PositiveSmallIntegerField()
+    label = models.CharField(max_length=200)
+    strategy = models.CharField(max_length=32)
+    params = models.JSONField(default=dict, help_text="The full, validated parameters, defaults included.")
+    seed = models.PositiveBigIntegerField(default=0)
+
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    error_field = models.CharField(max_length=100, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    prompt_token_ids = models.JSONField(null=True, blank=True)
+    metrics = models.JSONField(null=True, blank=True)
+    environment = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["comparison", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "position"], name="run_position_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} [{self.status}]"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+
+class Output(models.Model):
+    """One returned sequence of a run (n-best lists and samples have several)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="outputs")
+    index = models.PositiveSmallIntegerField()
+    text = models.TextField()
+    token_ids = models.JSONField(default=list)
+    score = models.FloatField(null=True, blank=True)
+    finish_reason = models.CharField(max_length=16)
+
+    class Meta:
+        ordering = ["run", "index"]
+        constraints = [
+            # A result written twice (a task redelivered after a crash) never duplicates an output.
+            models.UniqueConstraint(fields=["run", "index"], name="output_run_index_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"output {self.index} of {self.run_id}"

@@ -1,0 +1,177 @@
+"""Writes: create comparisons, dispatch their runs after commit, store worker results once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from decodelab.common.errors import ApplicationError
+from decodelab.runs import dispatch
+from decodelab.runs.models import FINISHED_STATUSES, Comparison, Output, Run, RunStatus
+from workers.protocol import DecodeResult, ParamError, validate_max_new_tokens, validate_prompt, validate_seed
+from workers.strategies import build_config
+
+log = logging.getLogger(__name__)
+
+
+def preset_label(strategy: str, params: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """A short human label: the strategy plus the parameters that differ from its defaults."""
+    changed = [f"{k}={v}" for k, v in params.items() if defaults.get(k) != v]
+    return f"{strategy} ({', '.join(changed)})" if changed else strategy
+
+
+def _validated_presets(presets: Any) -> list[dict[str, Any]]:
+    if not isinstance(presets, list) or not presets:
+        raise ApplicationError("give at least one decoder preset", field="presets")
+    limit = settings.DECODELAB_MAX_PRESETS
+    if len(presets) > limit:
+        raise ApplicationError(f"at most {limit} presets per comparison (got {len(presets)})", field="presets")
+    clean = []
+    for i, preset in enumerate(presets):
+        prefix = f"presets[{i}]"
+        if not isinstance(preset, dict):
+            raise ApplicationError("must be an object with strategy and params", field=prefix)
+        unknown = sorted(set(preset) - {"strategy", "params", "seed", "label"})
+        if unknown:
+            raise ApplicationError(
+                "unknown field (allowed: strategy, params, seed, label)", field=f"{prefix}.{unknown[0]}"
+            )
+        try:
+            config = build_config(preset.get("strategy"), preset.get("params"))
+            seed = validate_seed(preset.get("seed", 0))
+        except ParamError as exc:
+            raise ApplicationError(exc.message, field=f"{prefix}.{exc.field}") from exc
+        params = config.to_params()
+        defaults = type(config)().to_params()
+        label = preset.get("label") or preset_label(config.strategy, params, defaults)
+        if not isinstance(label, str) or len(label) > 200:
+            raise ApplicationError("must be a string of at most 200 characters", field=f"{prefix}.label")
+        clean.append({"strategy": config.strategy, "params": params, "seed": seed, "label": label})
+    return clean
+
+
+def _validated_model(model: Any) -> str:
+    if model in (None, ""):
+        return settings.DECODELAB_DEFAULT_MODEL
+    if model not in settings.DECODELAB_MODELS:
+        raise ApplicationError(
+            f"unknown model {model!r} (available: {', '.join(settings.DECODELAB_MODELS)})", field="model"
+        )
+    return model
+
+
+@transaction.atomic
+def comparison_create(
+    *,
+    owner,
+    prompt: Any,
+    presets: Any,
+    max_new_tokens: Any = 64,
+    chat: Any = True,
+    model: Any = None,
+) -> Comparison:
+    """Validate everything first; store the comparison and its runs; dispatch after commit.
+
+    Any invalid field raises ApplicationError naming it, before a row is written.
+    """
+    try:
+        prompt = validate_prompt(prompt)
+        max_new_tokens = validate_max_new_tokens(max_new_tokens)
+    except ParamError as exc:
+        raise ApplicationError(exc.message, field=exc.field) from exc
+    if not isinstance(chat, bool):
+        raise ApplicationError("must be true or false", field="chat")
+    model = _validated_model(model)
+    clean_presets = _validated_presets(presets)
+
+    comparison = Comparison(owner=owner, prompt=prompt, chat=chat, max_new_tokens=max_new_tokens, model=model)
+    comparison.full_clean()
+    comparison.save()
+    runs = [Run(comparison=comparison, position=i, **preset) for i, preset in enumerate(clean_presets)]
+    Run.objects.bulk_create(runs)
+    run_ids = [run.id for run in runs]
+    transaction.on_commit(lambda: runs_dispatch(run_ids=run_ids))
+    return comparison
+
+
+def runs_dispatch(*, run_ids: list) -> None:
+    """Send each queued run to its model's queue. Called after the creating transaction commits."""
+    for run in Run.objects.select_related("comparison").filter(id__in=run_ids, status=RunStatus.QUEUED):
+        attempt = run.attempts + 1
+        request = dispatch.build_request(run, attempt=attempt)
+        try:
+            dispatch.send_decode(request)
+        except Exception as exc:  # the broker is down or refused the message
+            log.exception("could not dispatch run %s", run.id)
+            Run.objects.filter(id=run.id, status=RunStatus.QUEUED).update(
+                status=RunStatus.FAILED,
+                error=f"Could not reach the task broker: {exc}",
+                finished_at=timezone.now(),
+            )
+            continue
+        Run.objects.filter(id=run.id).update(attempts=attempt, queued_at=timezone.now())
+
+
+def run_mark_running(*, run_id: str, attempt: int, worker: str, started_at: float) -> None:
+    """A worker picked the run up. Never moves a finished run backwards."""
+    Run.objects.filter(id=run_id).exclude(status__in=FINISHED_STATUSES).update(
+        status=RunStatus.RUNNING,
+        worker=worker[:200],
+        started_at=dt.datetime.fromtimestamp(started_at, tz=dt.UTC),
+    )
+
+
+@transaction.atomic
+def run_store_result(*, result: dict[str, Any]) -> bool:
+    """Store a worker's result exactly once. Returns False when it was already stored.
+
+    The row lock serialises concurrent writers; the unique (run, index) constraint on
+    outputs is the backstop that makes a second write impossible.
+    """
+    parsed = DecodeResult.from_dict(result)
+    run = Run.objects.select_for_update().filter(id=parsed.run_id).first()
+    if run is None:
+        log.warning("result for unknown run %s ignored", parsed.run_id)
+        return False
+    if run.is_finished:
+        return False
+    now = timezone.now()
+    run.finished_at = now
+    run.started_at = run.started_at or now
+    run.environment = _as_dict(parsed.environment)
+    run.metrics = _as_dict(parsed.metrics)
+    if parsed.environment:
+        run.worker = parsed.environment.worker[:200]
+    if parsed.ok:
+        run.status = RunStatus.SUCCEEDED
+        run.prompt_token_ids = parsed.prompt_token_ids
+        Output.objects.bulk_create(
+            [
+                Output(
+                    run=run,
+                    index=o.index,
+                    text=o.text,
+                    token_ids=o.token_ids,
+                    score=o.score,
+                    finish_reason=o.finish_reason,
+                )
+                for o in parsed.outputs
+            ]
+        )
+    else:
+        run.status = RunStatus.FAILED
+        run.error = parsed.error or "unknown error"
+        run.error_field = parsed.error_field or ""
+    run.save()
+    return True
+
+
+def _as_dict(obj: Any) -> dict[str, Any] | None:
+    import dataclasses
+
+    return dataclasses.asdict(obj) if obj is not None else None

@@ -1,0 +1,17 @@
+"""Decoding strategies, each a plain ``decode`` function (see ``workers.decoders.base``).
+
+``DECODERS`` maps every strategy name in ``workers.strategies.STRATEGIES`` to its decoder.
+"""
+
+from __future__ import annotations
+
+from workers.decoders import beam, greedy, sampling
+from workers.decoders.base import DecodeFn, GeneratedSequence
+
+DECODERS: dict[str, DecodeFn] = {
+    "greedy": greedy.decode,
+    "sampling": sampling.decode,
+    "beam": beam.decode,
+}
+
+__all__ = ["DECODERS", "DecodeFn", "GeneratedSequence"]

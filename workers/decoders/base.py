@@ -1,0 +1,53 @@
+"""The contract every decoder module implements.
+
+A decoder is a plain function, callable from a notebook with no Django and no Celery:
+
+    decode(model, input_ids, config, *, max_new_tokens, eos_token_ids, generator,
+           on_first_token) -> list[GeneratedSequence]
+
+- ``model``: a transformers causal LM in eval mode (the caller holds ``torch.inference_mode``).
+- ``input_ids``: ``[1, prompt_len]`` LongTensor on the model's device.
+- ``config``: the strategy's validated config from ``workers.strategies``.
+- ``generator``: a seeded ``torch.Generator`` on the model's device; decoders that draw
+  random numbers draw them from it only, so the same seed gives the same output.
+- ``on_first_token``: called once, right after the first new token is chosen, so the
+  caller can time prefill (time to first token) separately from the decode phase.
+
+Sequences are returned best first. ``token_ids`` holds the new tokens only (not the
+prompt), including the end-of-sequence token when one was generated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from workers.strategies import StrategyConfig
+
+
+@dataclass
+class GeneratedSequence:
+    token_ids: list[int]
+    finish_reason: str  # "eos" | "length"
+    score: float | None = None
+
+
+class DecodeFn(Protocol):
+    def __call__(
+        self,
+        model: Any,
+        input_ids: torch.Tensor,
+        config: StrategyConfig,
+        *,
+        max_new_tokens: int,
+        eos_token_ids: Sequence[int],
+        generator: torch.Generator,
+        on_first_token: Callable[[], None] = ...,
+    ) -> list[GeneratedSequence]: ...
+
+
+def no_op() -> None:
+    """Default ``on_first_token``."""

@@ -1,0 +1,95 @@
+"""Ancestral sampling from the warped next-token distribution.
+
+Algorithm (transformers 5.23 ``GenerationMixin._sample`` with ``do_sample=True``):
+
+1. The prompt ``[1, prompt_len]`` is repeated to ``n = num_return_sequences`` identical rows
+   (``repeat_interleave`` on dim 0, as ``_expand_inputs_for_generation`` does), and the
+   ``[n, prompt_len]`` batch is prefilled once into a KV cache.
+2. Each step, for all ``n`` rows at once: float32 logits of the last position, warped by
+   ``logits.warp`` (temperature, then top-k, then top-p; see ``workers.decoders.logits``),
+   ``softmax``, then ``torch.multinomial(probs, 1, generator=generator)``.
+3. A row that has emitted one of ``eos_token_ids`` is finished: from then on it is fed a
+   filler token (the first eos id, as ``generate`` feeds its pad token) and its draws are
+   discarded, but it stays in the batch so that every step consumes the generator exactly
+   as ``generate`` consumes the global RNG. The loop ends when every row is finished or after
+   ``max_new_tokens`` steps.
+
+Consequence: with ``torch.manual_seed(s)`` before ``model.generate(do_sample=True,
+num_return_sequences=n, ...)`` and ``generator=torch.Generator().manual_seed(s)`` here, the
+sampled tokens are identical (on CPU the default generator and a fresh generator seeded
+alike produce the same stream).
+
+Sequences are returned in draw order (row 0 first): samples are not ranked. Each one's
+``token_ids`` stops at, and includes, its eos token. ``score`` is the sum of the chosen
+tokens' log-probabilities under the warped distribution that was sampled from
+(``log_softmax`` of the warped scores), so it is always finite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from workers.decoders import kv, logits
+from workers.decoders.base import GeneratedSequence, no_op
+from workers.strategies import SamplingConfig
+
+
+def decode(
+    model: Any,
+    input_ids: torch.Tensor,
+    config: SamplingConfig,
+    *,
+    max_new_tokens: int,
+    eos_token_ids: Sequence[int],
+    generator: torch.Generator,
+    on_first_token: Callable[[], None] = no_op,
+) -> list[GeneratedSequence]:
+    """Sample ``config.num_return_sequences`` continuations of ``input_ids`` (``[1, prompt_len]``)."""
+    assert isinstance(config, SamplingConfig), f"expected a SamplingConfig, got {type(config).__name__}"
+    kv.check_prompt(input_ids, max_new_tokens)
+    n = config.num_return_sequences
+    eos_list = [int(i) for i in eos_token_ids]
+    device = input_ids.device
+
+    with torch.inference_mode():
+        eos_ids = torch.tensor(eos_list, dtype=torch.long, device=device)  # [n_eos]
+        filler = eos_list[0] if eos_list else 0  # fed to finished rows only; never returned
+
+        rows = input_ids.repeat_interleave(n, dim=0) if n > 1 else input_ids  # [n, prompt_len]
+        cache = kv.new_cache(model)
+        next_logits = kv.forward_last_logits(model, rows, cache)  # [n, vocab]
+
+        generated = torch.empty((n, max_new_tokens), dtype=torch.long, device=device)  # [n, max_new_tokens]
+        lengths = torch.zeros(n, dtype=torch.long, device=device)  # [n] tokens kept per row
+        unfinished = torch.ones(n, dtype=torch.bool, device=device)  # [n]
+        scores = torch.zeros(n, dtype=torch.float64, device=device)  # [n] sum of warped log-probs
+
+        for step in range(max_new_tokens):
+            warped = logits.warp(
+                next_logits, temperature=config.temperature, top_k=config.top_k, top_p=config.top_p
+            )  # [n, vocab]
+            probs = torch.softmax(warped, dim=-1)  # [n, vocab]
+            drawn = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)  # [n]
+            chosen_logprob = torch.log_softmax(warped, dim=-1).gather(1, drawn[:, None]).squeeze(1)  # [n]
+
+            generated[:, step] = drawn
+            lengths += unfinished.long()
+            scores += torch.where(unfinished, chosen_logprob.double(), 0.0)
+            if step == 0:
+                on_first_token()
+            unfinished &= ~torch.isin(drawn, eos_ids)
+            if step + 1 == max_new_tokens or not bool(unfinished.any()):
+                break
+            feed = torch.where(unfinished, drawn, filler)  # [n]
+            next_logits = kv.forward_last_logits(model, feed[:, None], cache)  # [n, vocab]
+
+    out: list[GeneratedSequence] = []
+    for row in range(n):
+        length = int(lengths[row])
+        token_ids = generated[row, :length].tolist()
+        finish_reason = "eos" if token_ids and token_ids[-1] in eos_list else "length"
+        out.append(GeneratedSequence(token_ids=token_ids, finish_reason=finish_reason, score=float(scores[row])))
+    return out

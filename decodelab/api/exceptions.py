@@ -17,8 +17,11 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
-            name = "body" if key == "non_field_errors" and not prefix else str(key)
-            path = f"{prefix}.{name}" if prefix else name
+            if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+                path = f"{prefix}[{key}]"  # list items: presets[0].strategy
+            else:
+                name = "body" if key == "non_field_errors" and not prefix else str(key)
+                path = f"{prefix}.{name}" if prefix else name
             out.update(_flatten(value, path))
     elif isinstance(detail, list) and detail and all(isinstance(d, (dict, list)) for d in detail):
         for i, value in enumerate(detail):

@@ -90,28 +90,39 @@ FORCED_EOS_CASES = [
 
 @pytest.mark.parametrize(("config", "n_eos"), FORCED_EOS_CASES, ids=lambda v: case_id(v) if isinstance(v, BeamConfig) else f"eos{v}")
 def test_beam_handles_eos_like_generate_on_tiny_model(tiny_model, hf_generate, config, n_eos):
-    """A random model rarely ends a sequence, so make eos tokens it is bound to choose: tokens
-    of the hypotheses found without any eos (the first new token of the best one, from its
-    third token on, and for a second eos id the same in the runner-up)."""
+    """A random model rarely ends a sequence, so declare as eos tokens it is bound to choose:
+    the token at position ``i`` of the best hypothesis found without any eos (and of the
+    runner-up, for a second eos id). Early positions make short hypotheses that a length
+    penalty may rank out of the n-best, so ``i`` grows until one ends with eos; every
+    attempt must match generate."""
+    max_new_tokens = 10
     ids = tiny_model.prompt(100 + config.num_beams, 5)
     free = run_beam(
         tiny_model.model,
         ids,
         BeamConfig(num_beams=config.num_beams, num_return_sequences=config.num_beams, length_penalty=1.0),
-        max_new_tokens=12,
+        max_new_tokens=max_new_tokens,
         eos_token_ids=[],
     )
-    eos: list[int] = []
-    for hypothesis in free[:n_eos]:
-        tokens = hypothesis.token_ids
-        eos.append(next(t for i, t in enumerate(tokens) if i >= 2 and t not in tokens[:i] and t not in eos))
-
-    ours = run_beam(tiny_model.model, ids, config, max_new_tokens=12, eos_token_ids=eos)
-    expected = oracle_beam(
-        hf_generate, tiny_model.model, ids, config, max_new_tokens=12, eos_token_ids=eos, pad_token_id=tiny_model.pad_token_id
-    )
-    assert_same_as_generate(ours, expected, eos)
-    assert any(s.finish_reason == "eos" for s in ours)
+    saw_eos = False
+    for position in range(1, max_new_tokens):
+        eos = list(dict.fromkeys(hypothesis.token_ids[position] for hypothesis in free[:n_eos]))
+        ours = run_beam(tiny_model.model, ids, config, max_new_tokens=max_new_tokens, eos_token_ids=eos)
+        expected = oracle_beam(
+            hf_generate,
+            tiny_model.model,
+            ids,
+            config,
+            max_new_tokens=max_new_tokens,
+            eos_token_ids=eos,
+            pad_token_id=tiny_model.pad_token_id,
+        )
+        assert_same_as_generate(ours, expected, eos)
+        if any(s.finish_reason == "eos" for s in ours):
+            saw_eos = True
+            if len(ours[0].token_ids) < max_new_tokens:  # an early finish, not just a renamed length stop
+                break
+    assert saw_eos
 
 
 def test_beam_score_is_the_length_penalised_log_probability_of_the_new_tokens(tiny_model):
@@ -176,16 +187,23 @@ SMOLLM_CASES = [
     ("chat_poem", BeamConfig(num_beams=2, num_return_sequences=2, length_penalty=0.5, early_stopping=False)),
     ("plain", BeamConfig(num_beams=3, num_return_sequences=1, length_penalty=1.0, early_stopping=True)),
 ]
+SMOLLM_NEW_TOKENS = 12
 
 
 @pytest.mark.parametrize(("prompt", "config"), SMOLLM_CASES, ids=lambda v: case_id(v) if isinstance(v, BeamConfig) else v)
 def test_beam_matches_transformers_generate_on_smollm2(smollm, smollm_prompts, hf_generate, prompt, config):
     ids = smollm_prompts[prompt]
     eos = smollm.eos_token_ids
-    ours = run_beam(smollm.model, ids, config, max_new_tokens=16, eos_token_ids=eos)
+    ours = run_beam(smollm.model, ids, config, max_new_tokens=SMOLLM_NEW_TOKENS, eos_token_ids=eos)
     expected = oracle_beam(
-        hf_generate, smollm.model, ids, config, max_new_tokens=16, eos_token_ids=eos, pad_token_id=smollm.tokenizer.pad_token_id
+        hf_generate,
+        smollm.model,
+        ids,
+        config,
+        max_new_tokens=SMOLLM_NEW_TOKENS,
+        eos_token_ids=eos,
+        pad_token_id=smollm.tokenizer.pad_token_id,
     )
     assert_same_as_generate(ours, expected, eos)
-    if prompt == "chat_capital":  # short answers: every hypothesis ends its turn
-        assert all(s.finish_reason == "eos" for s in ours)
+    if prompt == "chat_capital":  # a short factual answer: the best hypothesis ends its turn
+        assert ours[0].finish_reason == "eos"

@@ -83,7 +83,9 @@ FORCED_EOS_CASES = [
     (BeamConfig(num_beams=4, num_return_sequences=4, length_penalty=1.0, early_stopping=False), 1),
     (BeamConfig(num_beams=4, num_return_sequences=4, length_penalty=1.0, early_stopping=True), 1),
     (BeamConfig(num_beams=4, num_return_sequences=2, length_penalty=0.5, early_stopping=False), 2),
-    (BeamConfig(num_beams=4, num_return_sequences=3, length_penalty=2.0, early_stopping=True), 2),
+    (BeamConfig(num_beams=4, num_return_sequences=4, length_penalty=2.0, early_stopping=True), 2),
+    (BeamConfig(num_beams=2, num_return_sequences=2, length_penalty=2.0, early_stopping=True), 1),
+    (BeamConfig(num_beams=3, num_return_sequences=2, length_penalty=0.5, early_stopping=True), 2),
     (BeamConfig(num_beams=3, num_return_sequences=2, length_penalty=0.0, early_stopping=False), 1),
 ]
 
@@ -93,8 +95,8 @@ def test_beam_handles_eos_like_generate_on_tiny_model(tiny_model, hf_generate, c
     """A random model rarely ends a sequence, so declare as eos tokens it is bound to choose:
     the token at position ``i`` of the best hypothesis found without any eos (and of the
     runner-up, for a second eos id). Early positions make short hypotheses that a length
-    penalty may rank out of the n-best, so ``i`` grows until one ends with eos; every
-    attempt must match generate."""
+    penalty may rank out of the n-best, so ``i`` grows until a returned hypothesis ends
+    with eos before the length limit; every attempt must match generate."""
     max_new_tokens = 10
     ids = tiny_model.prompt(100 + config.num_beams, 5)
     free = run_beam(
@@ -104,8 +106,8 @@ def test_beam_handles_eos_like_generate_on_tiny_model(tiny_model, hf_generate, c
         max_new_tokens=max_new_tokens,
         eos_token_ids=[],
     )
-    saw_eos = False
-    for position in range(1, max_new_tokens):
+    saw_early_eos = False
+    for position in range(1, max_new_tokens - 1):
         eos = list(dict.fromkeys(hypothesis.token_ids[position] for hypothesis in free[:n_eos]))
         ours = run_beam(tiny_model.model, ids, config, max_new_tokens=max_new_tokens, eos_token_ids=eos)
         expected = oracle_beam(
@@ -118,11 +120,10 @@ def test_beam_handles_eos_like_generate_on_tiny_model(tiny_model, hf_generate, c
             pad_token_id=tiny_model.pad_token_id,
         )
         assert_same_as_generate(ours, expected, eos)
-        if any(s.finish_reason == "eos" for s in ours):
-            saw_eos = True
-            if len(ours[0].token_ids) < max_new_tokens:  # an early finish, not just a renamed length stop
-                break
-    assert saw_eos
+        if any(s.finish_reason == "eos" and len(s.token_ids) < max_new_tokens for s in ours):
+            saw_early_eos = True
+            break
+    assert saw_early_eos
 
 
 def test_beam_score_is_the_length_penalised_log_probability_of_the_new_tokens(tiny_model):

@@ -48,6 +48,7 @@ class Stack:
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen]] = []
         self.stopping = False
+        self.worker_ready = threading.Event()
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         # A new session per child: Ctrl-C reaches only this manager, which stops the
@@ -69,6 +70,8 @@ class Stack:
         tag = f"\033[{COLORS.get(name, 37)}m{name:>7}\033[0m |" if sys.stdout.isatty() else f"{name:>7} |"
         assert proc.stdout is not None
         for line in proc.stdout:
+            if name == "worker" and "preloaded" in line:
+                self.worker_ready.set()
             sys.stdout.write(f"{tag} {line}")
             sys.stdout.flush()
 
@@ -229,6 +232,10 @@ def main() -> int:
                     break
         except OSError:
             time.sleep(0.2)
+    # The banner comes last, once the worker holds the model, so it is not buried in start-up logs.
+    deadline = time.monotonic() + 180
+    while not stack.worker_ready.wait(0.5) and time.monotonic() < deadline and not stack.stopping:
+        pass
     banner()
     return stack.watch()
 

@@ -13,8 +13,11 @@ A decoder is a plain function, callable from a notebook with no Django and no Ce
 - ``on_first_token``: called once, right after the first new token is chosen, so the
   caller can time prefill (time to first token) separately from the decode phase.
 
-Sequences are returned best first. ``token_ids`` holds the new tokens only (not the
-prompt), including the end-of-sequence token when one was generated.
+Ranked strategies (greedy, beam) return sequences best first; sampling returns its samples in
+draw order. ``token_ids`` holds the new tokens only (not the prompt), including the
+end-of-sequence token when one was generated. ``score`` depends on the strategy: greedy, the
+sum of the chosen tokens' log-probabilities; sampling, that sum under the warped distribution
+sampled from; beam, transformers' length-penalised ``sequences_scores``.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def decode(
         generated = torch.empty((n, max_new_tokens), dtype=torch.long, device=device)  # [n, max_new_tokens]
         lengths = torch.zeros(n, dtype=torch.long, device=device)  # [n] tokens kept per row
         unfinished = torch.ones(n, dtype=torch.bool, device=device)  # [n]
-        scores = torch.zeros(n, dtype=torch.float64, device=device)  # [n] sum of warped log-probs
+        scores = torch.zeros(n, dtype=torch.float32, device=device)  # [n] sum of warped log-probs
 
         for step in range(max_new_tokens):
             warped = logits.warp(
@@ -77,7 +77,7 @@ def decode(
 
             generated[:, step] = drawn
             lengths += unfinished.long()
-            scores += torch.where(unfinished, chosen_logprob.double(), 0.0)
+            scores += torch.where(unfinished, chosen_logprob, 0.0)
             if step == 0:
                 on_first_token()
             unfinished &= ~torch.isin(drawn, eos_ids)

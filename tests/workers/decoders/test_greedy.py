@@ -149,9 +149,9 @@ def test_greedy_matches_transformers_generate_on_smollm2(smollm, smollm_prompts,
         pad_token_id=smollm.tokenizer.pad_token_id,
         do_sample=False,
         num_beams=1,
-        max_new_tokens=20,
+        max_new_tokens=16,
     )
-    seq = run_greedy(smollm.model, ids, max_new_tokens=20, eos_token_ids=eos)
+    seq = run_greedy(smollm.model, ids, max_new_tokens=16, eos_token_ids=eos)
     assert seq.token_ids == expected.tokens[0]
     assert seq.finish_reason == ("eos" if seq.token_ids[-1] in eos else "length")
     if prompt == "chat_capital":  # a short factual answer: the model ends its turn

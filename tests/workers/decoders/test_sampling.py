@@ -250,14 +250,14 @@ def test_sampling_signals_first_token_once_after_prefill(tiny_model, counting_mo
 def test_sampling_matches_transformers_generate_on_smollm2(smollm, smollm_prompts, hf_generate, prompt, config, seed):
     ids = smollm_prompts[prompt]
     eos = smollm.eos_token_ids
-    ours = run_sampling(smollm.model, ids, config, seed=seed, max_new_tokens=16, eos_token_ids=eos)
+    ours = run_sampling(smollm.model, ids, config, seed=seed, max_new_tokens=12, eos_token_ids=eos)
     expected = oracle_sampling(
         hf_generate,
         smollm.model,
         ids,
         config,
         seed=seed,
-        max_new_tokens=16,
+        max_new_tokens=12,
         eos_token_ids=eos,
         pad_token_id=smollm.tokenizer.pad_token_id,
     )

@@ -68,13 +68,16 @@ class Command(BaseCommand):
             raise CommandError(f"{exc.field}: {exc.message}" if exc.field else exc.message) from exc
 
         deadline = time.monotonic() + opts["timeout"]
+        shown = -1
+        end = "\r" if sys.stderr.isatty() else "\n"
         while True:
             comparison = selectors.comparison_get(user=user, comparison_id=comparison.id)
             runs = list(comparison.runs.all())
             done = sum(r.is_finished for r in runs)
-            if not opts["json"]:
-                sys.stderr.write(f"\r{done}/{len(runs)} runs finished")
+            if done != shown:
+                sys.stderr.write(f"{done}/{len(runs)} runs finished{end}")
                 sys.stderr.flush()
+                shown = done
             if done == len(runs):
                 break
             if time.monotonic() > deadline:
@@ -86,7 +89,7 @@ class Command(BaseCommand):
         if opts["json"]:
             self.stdout.write(json.dumps(ComparisonSerializer(comparison).data, indent=2))
         else:
-            sys.stderr.write("\n")
+            sys.stderr.write("\n" if end == "\r" else "")
             self._print_side_by_side(comparison, runs)
         if all(r.status == "failed" for r in runs):
             raise CommandError("every run failed")

@@ -40,5 +40,7 @@ def test_production_settings_take_the_database_and_broker_from_the_environment()
     }
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == [
-        "django.db.backends.postgresql", "db.internal", "redis://:pw@redis.internal:6379/0"
+        "django.db.backends.postgresql",
+        "db.internal",
+        "redis://:pw@redis.internal:6379/0",
     ]

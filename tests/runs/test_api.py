@@ -21,7 +21,9 @@ def post(api, body, capture):
 
 
 @pytest.mark.django_db
-def test_create_returns_the_comparison_with_queued_runs_and_dispatches_them(api, broker, django_capture_on_commit_callbacks):
+def test_create_returns_the_comparison_with_queued_runs_and_dispatches_them(
+    api, broker, django_capture_on_commit_callbacks
+):
     response = post(api, BODY, django_capture_on_commit_callbacks)
     assert response.status_code == 201, response.content
     data = response.json()
@@ -47,8 +49,16 @@ def test_create_returns_the_comparison_with_queued_runs_and_dispatches_them(api,
         ({"max_new_tokens": 0}, "max_new_tokens", "1"),
         ({"max_new_tokens": 1025}, "max_new_tokens", "1024"),
         ({"presets": [{"strategy": "nucleus"}]}, "presets[0].strategy", "not a valid choice"),
-        ({"presets": [{"strategy": "beam", "params": {"num_beams": 9}}]}, "presets[0].params.num_beams", "between 1 and 8"),
-        ({"presets": [{"strategy": "sampling", "params": {"top_q": 0.5}}]}, "presets[0].params.top_q", "unknown parameter"),
+        (
+            {"presets": [{"strategy": "beam", "params": {"num_beams": 9}}]},
+            "presets[0].params.num_beams",
+            "between 1 and 8",
+        ),
+        (
+            {"presets": [{"strategy": "sampling", "params": {"top_q": 0.5}}]},
+            "presets[0].params.top_q",
+            "unknown parameter",
+        ),
         ({"presets": [{"strategy": "sampling", "params": {"temperature": 0}}]}, "presets[0].params.temperature", "> 0"),
         ({"presets": [{"strategy": "greedy"}] * 9}, "presets", "at most 8"),
     ],
@@ -94,7 +104,9 @@ def test_unauthenticated_calls_are_refused(db):
 
 
 @pytest.mark.django_db
-def test_another_researchers_comparison_and_run_do_not_exist(api, other_researcher, broker, django_capture_on_commit_callbacks):
+def test_another_researchers_comparison_and_run_do_not_exist(
+    api, other_researcher, broker, django_capture_on_commit_callbacks
+):
     theirs = APIClient()
     theirs.credentials(HTTP_AUTHORIZATION=f"Token {other_researcher.token}")
     created = post(theirs, BODY, django_capture_on_commit_callbacks).json()
@@ -128,7 +140,13 @@ def test_openapi_schema_describes_every_operation_and_the_docs_page_serves_witho
     schema = json.loads(response.content)
     assert schema["openapi"].startswith("3.")
     ops = {op["operationId"] for path in schema["paths"].values() for op in path.values()}
-    assert {"comparisons_list", "comparisons_create", "comparisons_retrieve", "runs_retrieve", "catalog_retrieve"} <= ops
+    assert {
+        "comparisons_list",
+        "comparisons_create",
+        "comparisons_retrieve",
+        "runs_retrieve",
+        "catalog_retrieve",
+    } <= ops
     client.force_login(researcher.user)
     docs = client.get("/api/docs/")
     assert docs.status_code == 200

@@ -77,7 +77,9 @@ def test_switching_a_rows_strategy_returns_that_strategys_parameters(web):
 
 
 @pytest.mark.django_db
-def test_detail_polls_until_every_run_is_finished_then_stops_with_286(web, researcher, broker, django_capture_on_commit_callbacks):
+def test_detail_polls_until_every_run_is_finished_then_stops_with_286(
+    web, researcher, broker, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         comparison = services.comparison_create(owner=researcher.user, prompt="Hi", presets=[{"strategy": "greedy"}])
     url = f"/comparisons/{comparison.id}/"
@@ -90,8 +92,13 @@ def test_detail_polls_until_every_run_is_finished_then_stops_with_286(web, resea
             "run_id": str(run.id),
             "attempt": 1,
             "outputs": [
-                {"index": 0, "text": "<script>alert(1)</script><img src=x onerror=alert(2)>", "token_ids": [1],
-                 "finish_reason": "length", "score": None}
+                {
+                    "index": 0,
+                    "text": "<script>alert(1)</script><img src=x onerror=alert(2)>",
+                    "token_ids": [1],
+                    "finish_reason": "length",
+                    "score": None,
+                }
             ],
             "prompt_token_ids": [1],
         }
@@ -105,8 +112,12 @@ def test_detail_polls_until_every_run_is_finished_then_stops_with_286(web, resea
 
 
 @pytest.mark.django_db
-def test_another_researchers_comparison_page_is_404(client, other_researcher, researcher, broker, django_capture_on_commit_callbacks):
+def test_another_researchers_comparison_page_is_404(
+    client, other_researcher, researcher, broker, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
-        comparison = services.comparison_create(owner=other_researcher.user, prompt="Hi", presets=[{"strategy": "greedy"}])
+        comparison = services.comparison_create(
+            owner=other_researcher.user, prompt="Hi", presets=[{"strategy": "greedy"}]
+        )
     client.force_login(researcher.user)
     assert client.get(f"/comparisons/{comparison.id}/").status_code == 404

@@ -21,10 +21,20 @@ def run_cli(lines: list[str]) -> list[dict]:
 
 
 def test_jsonl_requests_get_one_result_line_each_with_outputs_metrics_and_clear_errors():
-    good = {"model": "smollm2-135m", "strategy": "greedy", "prompt": "The capital of France is", "chat": False,
-            "max_new_tokens": 6}
-    beam = {"model": "smollm2-135m", "strategy": "beam", "prompt_token_ids": [504, 3575, 282, 4649, 314],
-            "max_new_tokens": 4, "params": {"num_beams": 2, "num_return_sequences": 2}}
+    good = {
+        "model": "smollm2-135m",
+        "strategy": "greedy",
+        "prompt": "The capital of France is",
+        "chat": False,
+        "max_new_tokens": 6,
+    }
+    beam = {
+        "model": "smollm2-135m",
+        "strategy": "beam",
+        "prompt_token_ids": [504, 3575, 282, 4649, 314],
+        "max_new_tokens": 4,
+        "params": {"num_beams": 2, "num_return_sequences": 2},
+    }
     results = run_cli(
         [
             json.dumps(good),
@@ -43,8 +53,16 @@ def test_jsonl_requests_get_one_result_line_each_with_outputs_metrics_and_clear_
     assert out["text"].strip() and len(out["token_ids"]) == first["metrics"]["new_tokens"] <= 6
     assert out["finish_reason"] in ("eos", "length")
     assert first["prompt_token_ids"] == [504, 3575, 282, 4649, 314]
-    assert set(first["metrics"]) >= {"queue_wait_ms", "model_load_ms", "model_cache_hit", "prefill_ms", "decode_ms",
-                                     "new_tokens", "tokens_per_s", "peak_memory_bytes"}
+    assert set(first["metrics"]) >= {
+        "queue_wait_ms",
+        "model_load_ms",
+        "model_cache_hit",
+        "prefill_ms",
+        "decode_ms",
+        "new_tokens",
+        "tokens_per_s",
+        "peak_memory_bytes",
+    }
     assert first["environment"]["torch_version"].startswith("2.13.0") and first["environment"]["device"] == "cpu"
     assert results[1]["error_field"] == "params.num_beams" and "unknown parameter" in results[1]["error"]
     assert results[2]["error_field"] == "params.num_beams" and "between 1 and 8" in results[2]["error"]

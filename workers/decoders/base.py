@@ -3,7 +3,7 @@
 A decoder is a plain function, callable from a notebook with no Django and no Celery:
 
     decode(model, input_ids, config, *, max_new_tokens, eos_token_ids, generator,
-           on_first_token) -> list[GeneratedSequence]
+           on_first_token, tokenizer=None, draft_model=None) -> list[GeneratedSequence]
 
 - ``model``: a transformers causal LM in eval mode (the caller holds ``torch.inference_mode``).
 - ``input_ids``: ``[1, prompt_len]`` LongTensor on the model's device.
@@ -12,6 +12,10 @@ A decoder is a plain function, callable from a notebook with no Django and no Ce
   random numbers draw them from it only, so the same seed gives the same output.
 - ``on_first_token``: called once, right after the first new token is chosen, so the
   caller can time prefill (time to first token) separately from the decode phase.
+- ``tokenizer``: the model's tokenizer, for decoders that need token text (constrained
+  decoding builds its grammar matcher from it); others ignore it.
+- ``draft_model``: the loaded draft model for speculative decoding with a draft proposer;
+  others ignore it.
 
 Ranked strategies (greedy, beam) return sequences best first; sampling returns its samples in
 draw order. ``token_ids`` holds the new tokens only (not the prompt), including the
@@ -23,7 +27,7 @@ sampled from; beam, transformers' length-penalised ``sequences_scores``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -34,8 +38,15 @@ from workers.strategies import StrategyConfig
 @dataclass
 class GeneratedSequence:
     token_ids: list[int]
-    finish_reason: str  # "eos" | "length"
+    finish_reason: str  # "eos" | "length" | "stop" | "constraint"
     score: float | None = None
+    group: int | None = None  # diverse beam search: the group this output came from
+    # Strategy-specific measurements for this output (speculative acceptance counts,
+    # constrained mask times and validity...), JSON-serialisable, names documented by the decoder.
+    metrics: dict[str, Any] = field(default_factory=dict)
+    # One dict per new token with what the decoder knows about it (speculative: "spec" is
+    # "accepted" | "corrected" | "bonus"; constrained: "forced", "masked_mass"), or None.
+    token_info: list[dict[str, Any]] | None = None
 
 
 class DecodeFn(Protocol):
@@ -49,6 +60,8 @@ class DecodeFn(Protocol):
         eos_token_ids: Sequence[int],
         generator: torch.Generator,
         on_first_token: Callable[[], None] = ...,
+        tokenizer: Any = None,
+        draft_model: Any = None,
     ) -> list[GeneratedSequence]: ...
 
 

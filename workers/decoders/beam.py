@@ -72,6 +72,7 @@ def decode(
     eos_token_ids: Sequence[int],
     generator: torch.Generator | None = None,
     on_first_token: Callable[[], None] = no_op,
+    **_resources: Any,  # tokenizer, draft_model: not used here
 ) -> list[GeneratedSequence]:
     """Beam-search ``input_ids`` (``[1, prompt_len]``); return the ``num_return_sequences`` best."""
     del generator  # beam search is deterministic

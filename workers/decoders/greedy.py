@@ -39,6 +39,7 @@ def decode(
     eos_token_ids: Sequence[int],
     generator: torch.Generator | None = None,
     on_first_token: Callable[[], None] = no_op,
+    **_resources: Any,  # tokenizer, draft_model: not used here
 ) -> list[GeneratedSequence]:
     """Greedy-decode one continuation of ``input_ids`` (``[1, prompt_len]``)."""
     del config, generator  # greedy has no parameters and draws no random numbers

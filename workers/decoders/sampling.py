@@ -46,6 +46,7 @@ def decode(
     eos_token_ids: Sequence[int],
     generator: torch.Generator,
     on_first_token: Callable[[], None] = no_op,
+    **_resources: Any,  # tokenizer, draft_model: not used here
 ) -> list[GeneratedSequence]:
     """Sample ``config.num_return_sequences`` continuations of ``input_ids`` (``[1, prompt_len]``)."""
     assert isinstance(config, SamplingConfig), f"expected a SamplingConfig, got {type(config).__name__}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from functools import partial
 from typing import Any
 
 import torch
@@ -17,8 +18,9 @@ import transformers
 from workers.decoders import DECODERS
 from workers.protocol import DecodeRequest, DecodeResult, Environment, Metrics, Output, ParamError
 from workers.runtime import LoadedModel, load, seeded_generator
-from workers.strategies import build_config
+from workers.strategies import SpeculativeConfig, build_config
 from workers.timing import DecodeClock, peak_memory_bytes, tokens_per_second
+from workers.trace import token_trace
 
 WORKER_NAME = os.environ.get("DECODELAB_WORKER_NAME") or f"{socket.gethostname()}:{os.getpid()}"
 
@@ -45,37 +47,42 @@ def execute(request: DecodeRequest, *, started_at: float | None = None) -> Decod
     """Decode one request; invalid input becomes a result with ``error``, never an exception."""
     t_start = time.perf_counter()
     started_at = started_at or time.time()
+    fail = partial(DecodeResult.failure, run_id=request.run_id, attempt=request.attempt)
     try:
         config = build_config(request.strategy, request.params)
         loaded, cache_hit = load(request.model)
         ids = prompt_ids(loaded, request)
+        resources = {"tokenizer": loaded.tokenizer, "draft_model": None}
+        if isinstance(config, SpeculativeConfig) and config.draft_model:
+            resources["draft_model"] = load(config.draft_model, loaded.dtype, loaded.device)[0].model
     except ParamError as exc:
-        return DecodeResult.failure(
-            run_id=request.run_id, attempt=request.attempt, error=str(exc), error_field=exc.field
-        )
+        return fail(error=str(exc), error_field=exc.field)
     except KeyError as exc:
-        return DecodeResult.failure(
-            run_id=request.run_id, attempt=request.attempt, error=f"model: {exc.args[0]}", error_field="model"
-        )
+        return fail(error=f"model: {exc.args[0]}", error_field="model")
 
     device = loaded.device
     input_ids = torch.tensor([ids], dtype=torch.long, device=device)  # [1, prompt_len]
     clock = DecodeClock(device)
     generator = seeded_generator(request.seed, device)
     decode_fn = DECODERS[config.strategy]
-    with torch.inference_mode():
-        clock.start()
-        sequences = decode_fn(
-            loaded.model,
-            input_ids,
-            config,
-            max_new_tokens=request.max_new_tokens,
-            eos_token_ids=loaded.eos_token_ids,
-            generator=generator,
-            on_first_token=clock.mark_first_token,
-        )
-        clock.stop()
+    try:
+        with torch.inference_mode():
+            clock.start()
+            sequences = decode_fn(
+                loaded.model,
+                input_ids,
+                config,
+                max_new_tokens=request.max_new_tokens,
+                eos_token_ids=loaded.eos_token_ids,
+                generator=generator,
+                on_first_token=clock.mark_first_token,
+                **resources,
+            )
+            clock.stop()
+    except ParamError as exc:  # found while decoding, e.g. a grammar that does not compile
+        return fail(error=str(exc), error_field=exc.field)
 
+    t_trace = time.perf_counter()
     outputs = [
         Output(
             index=i,
@@ -83,9 +90,17 @@ def execute(request: DecodeRequest, *, started_at: float | None = None) -> Decod
             token_ids=[int(t) for t in seq.token_ids],
             finish_reason=seq.finish_reason,
             score=None if seq.score is None else float(seq.score),
+            group=seq.group,
+            metrics=dict(seq.metrics),
+            trace=(
+                token_trace(loaded.model, loaded.tokenizer, ids, list(seq.token_ids), seq.token_info)
+                if request.trace
+                else None
+            ),
         )
         for i, seq in enumerate(sequences)
     ]
+    trace_ms = (time.perf_counter() - t_trace) * 1000 if request.trace else 0.0
     new_tokens = max((len(o.token_ids) for o in outputs), default=0)
     metrics = Metrics(
         queue_wait_ms=None if request.enqueued_at is None else max(0.0, (started_at - request.enqueued_at) * 1000),
@@ -97,6 +112,7 @@ def execute(request: DecodeRequest, *, started_at: float | None = None) -> Decod
         tokens_per_s=tokens_per_second(new_tokens, clock.decode_ms),
         total_ms=round((time.perf_counter() - t_start) * 1000, 3),
         peak_memory_bytes=peak_memory_bytes(device),
+        trace_ms=round(trace_ms, 3),
     )
     return DecodeResult(
         run_id=request.run_id,

@@ -20,6 +20,11 @@ Metric definitions (every number DecodeLab shows is one of these, measured by th
 - ``total_ms``: the whole request on the worker: load, tokenise, decode, detokenise.
 - ``peak_memory_bytes``: peak accelerator memory allocated during decoding on CUDA; on CPU,
   the process's peak resident set size (ru_maxrss), which includes the model weights.
+- ``trace_ms``: the teacher-forced pass that computes token traces (workers/trace.py), after
+  decoding; part of ``total_ms``, not of ``decode_ms``.
+
+Each output also carries its strategy's own measurements in ``Output.metrics`` (speculative
+acceptance, constrained mask time and validity...), defined in that decoder's module.
 """
 
 from __future__ import annotations
@@ -28,14 +33,15 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.strategies import ParamError, build_config
+from workers.models import CATALOG
+from workers.strategies import ParamError, SpeculativeConfig, StrategyConfig, build_config
 
 MAX_PROMPT_CHARS = 8000
 MAX_PROMPT_TOKENS = 4096
 MAX_NEW_TOKENS = 1024
 MAX_SEED = 2**32 - 1
 DEFAULT_MODEL = "smollm2-135m"
-FINISH_REASONS = ("eos", "length")
+FINISH_REASONS = ("eos", "length", "stop", "constraint")
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -66,6 +72,7 @@ class DecodeRequest:
     max_new_tokens: int = 64
     params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    trace: bool = True  # compute per-token traces (logprob, entropy, top-5) after decoding
     # Correlation and timing, set by the web side; absent when run from the command line.
     run_id: str | None = None
     attempt: int = 1
@@ -111,7 +118,25 @@ def validate_request_fields(req: DecodeRequest) -> None:
         raise ParamError("chat", "must be true or false")
     validate_max_new_tokens(req.max_new_tokens)
     validate_seed(req.seed)
-    build_config(req.strategy, req.params)
+    if not isinstance(req.trace, bool):
+        raise ParamError("trace", "must be true or false")
+    check_model_config(req.model, build_config(req.strategy, req.params))
+
+
+def check_model_config(model: str, config: StrategyConfig) -> None:
+    """Checks that need the model: a draft model must exist and share the target's tokenizer."""
+    if isinstance(config, SpeculativeConfig) and config.proposer == "draft_model":
+        target, draft = CATALOG.get(model), CATALOG.get(config.draft_model or "")
+        if draft is None:
+            raise ParamError(
+                "params.draft_model", f"unknown model {config.draft_model!r} (known: {', '.join(CATALOG)})"
+            )
+        if target is not None and draft.tokenizer_family != target.tokenizer_family:
+            raise ParamError(
+                "params.draft_model",
+                f"{draft.name} does not share {target.name}'s tokenizer ({draft.tokenizer_family} vs "
+                f"{target.tokenizer_family}); a draft model must use the target's tokenizer",
+            )
 
 
 def validate_prompt(prompt: Any) -> str:
@@ -141,6 +166,9 @@ class Output:
     finish_reason: str
     score: float | None = None
     index: int = 0
+    group: int | None = None  # diverse beam search group
+    metrics: dict[str, Any] = field(default_factory=dict)  # strategy-specific, per output
+    trace: list[dict[str, Any]] | None = None  # per token; see workers/trace.py
 
 
 @dataclass(frozen=True)
@@ -154,6 +182,7 @@ class Metrics:
     tokens_per_s: float | None
     total_ms: float
     peak_memory_bytes: int | None
+    trace_ms: float = 0.0
 
 
 @dataclass(frozen=True)

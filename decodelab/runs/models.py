@@ -87,6 +87,9 @@ class Output(models.Model):
     token_ids = models.JSONField(default=list)
     score = models.FloatField(null=True, blank=True)
     finish_reason = models.CharField(max_length=16)
+    group = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Diverse beam search group.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="Strategy-specific measurements.")
+    trace = models.JSONField(null=True, blank=True, help_text="Per token: id, text, logprob, entropy, top-5...")
 
     class Meta:
         ordering = ["run", "index"]

@@ -12,6 +12,11 @@ class OutputSerializer(serializers.Serializer):
     token_ids = serializers.ListField(child=serializers.IntegerField())
     score = serializers.FloatField(allow_null=True)
     finish_reason = serializers.CharField()
+    group = serializers.IntegerField(allow_null=True)
+    metrics = serializers.DictField(help_text="Strategy-specific measurements (see the README, 'Metrics').")
+    trace = serializers.ListField(
+        child=serializers.DictField(), allow_null=True, help_text="Per token: id, text, logprob, entropy, top."
+    )
 
 
 class RunSerializer(serializers.Serializer):

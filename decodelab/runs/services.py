@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from typing import Any
 
@@ -13,19 +14,40 @@ from django.utils import timezone
 from decodelab.common.errors import ApplicationError
 from decodelab.runs import dispatch
 from decodelab.runs.models import FINISHED_STATUSES, Comparison, Output, Run, RunStatus
-from workers.protocol import DecodeResult, ParamError, validate_max_new_tokens, validate_prompt, validate_seed
-from workers.strategies import build_config
+from workers.protocol import (
+    DecodeResult,
+    ParamError,
+    check_model_config,
+    validate_max_new_tokens,
+    validate_prompt,
+    validate_seed,
+)
+from workers.strategies import STRATEGIES, build_config
 
 log = logging.getLogger(__name__)
 
 
 def preset_label(strategy: str, params: dict[str, Any], defaults: dict[str, Any]) -> str:
-    """A short human label: the strategy plus the parameters that differ from its defaults."""
-    changed = [f"{k}={v}" for k, v in params.items() if defaults.get(k) != v]
-    return f"{strategy} ({', '.join(changed)})" if changed else strategy
+    """A short human label: the strategy plus the parameters that differ from its defaults
+    (choices such as the speculative proposer always shown), long values shortened."""
+
+    def short(v: Any) -> str:
+        text = v if isinstance(v, str) else json.dumps(v)
+        return text if len(text) <= 24 else text[:23] + "…"
+
+    always = {spec["name"] for spec in STRATEGIES[strategy].param_specs() if spec["kind"] == "choice"}
+    shown = [f"{k}={short(v)}" for k, v in params.items() if v is not None and (k in always or defaults.get(k) != v)]
+    return f"{strategy} ({', '.join(shown)})" if shown else strategy
 
 
-def _validated_presets(presets: Any) -> list[dict[str, Any]]:
+def _defaults(cls: type) -> dict[str, Any]:
+    """A config class's defaults, for labels; some configs need a value to construct at all."""
+    import dataclasses
+
+    return {f.name: f.default for f in dataclasses.fields(cls)}
+
+
+def _validated_presets(presets: Any, model: str) -> list[dict[str, Any]]:
     if not isinstance(presets, list) or not presets:
         raise ApplicationError("give at least one decoder preset", field="presets")
     limit = settings.DECODELAB_MAX_PRESETS
@@ -43,11 +65,18 @@ def _validated_presets(presets: Any) -> list[dict[str, Any]]:
             )
         try:
             config = build_config(preset.get("strategy"), preset.get("params"))
+            check_model_config(model, config)
             seed = validate_seed(preset.get("seed", 0))
         except ParamError as exc:
             raise ApplicationError(exc.message, field=f"{prefix}.{exc.field}") from exc
+        draft = getattr(config, "draft_model", None)
+        if draft and draft not in settings.DECODELAB_MODELS:
+            offered = ", ".join(settings.DECODELAB_MODELS)
+            raise ApplicationError(
+                f"{draft!r} is not offered here (offered: {offered})", field=f"{prefix}.params.draft_model"
+            )
         params = config.to_params()
-        defaults = type(config)().to_params()
+        defaults = _defaults(type(config))
         label = preset.get("label") or preset_label(config.strategy, params, defaults)
         if not isinstance(label, str) or len(label) > 200:
             raise ApplicationError("must be a string of at most 200 characters", field=f"{prefix}.label")
@@ -87,7 +116,7 @@ def comparison_create(
     if not isinstance(chat, bool):
         raise ApplicationError("must be true or false", field="chat")
     model = _validated_model(model)
-    clean_presets = _validated_presets(presets)
+    clean_presets = _validated_presets(presets, model)
 
     comparison = Comparison(owner=owner, prompt=prompt, chat=chat, max_new_tokens=max_new_tokens, model=model)
     comparison.full_clean()
@@ -159,6 +188,9 @@ def run_store_result(*, result: dict[str, Any]) -> bool:
                     token_ids=o.token_ids,
                     score=o.score,
                     finish_reason=o.finish_reason,
+                    group=o.group,
+                    metrics=o.metrics,
+                    trace=o.trace,
                 )
                 for o in parsed.outputs
             ]

@@ -5,8 +5,10 @@ Algorithm (transformers 5.23 ``GenerationMixin._sample`` with ``do_sample=True``
 1. The prompt ``[1, prompt_len]`` is repeated to ``n = num_return_sequences`` identical rows
    (``repeat_interleave`` on dim 0, as ``_expand_inputs_for_generation`` does), and the
    ``[n, prompt_len]`` batch is prefilled once into a KV cache.
-2. Each step, for all ``n`` rows at once: float32 logits of the last position, warped by
-   ``logits.warp`` (temperature, then top-k, then top-p; see ``workers.decoders.logits``),
+2. Each step, for all ``n`` rows at once: float32 logits of the last position, processed by
+   ``logits.process``: the repetition penalty over each row's tokens so far (prompt and
+   generated), then temperature, top-k, top-p, min-p and typical-p, each only when active
+   (``_get_logits_processor``'s order and conditions; see ``workers.decoders.logits``);
    ``softmax``, then ``torch.multinomial(probs, 1, generator=generator)``.
 3. A row that has emitted one of ``eos_token_ids`` is finished: from then on it is fed a
    filler token (the first eos id, as ``generate`` feeds its pad token) and its draws are
@@ -21,8 +23,8 @@ alike produce the same stream).
 
 Sequences are returned in draw order (row 0 first): samples are not ranked. Each one's
 ``token_ids`` stops at, and includes, its eos token. ``score`` is the sum of the chosen
-tokens' log-probabilities under the warped distribution that was sampled from
-(``log_softmax`` of the warped scores), so it is always finite.
+tokens' log-probabilities under the processed distribution that was sampled from
+(``log_softmax`` of the penalised and warped scores), so it is always finite.
 """
 
 from __future__ import annotations
@@ -63,14 +65,28 @@ def decode(
         cache = kv.new_cache(model)
         next_logits = kv.forward_last_logits(model, rows, cache)  # [n, vocab]
 
+        # Every row's tokens so far, as generate's growing input_ids (finished rows get the filler,
+        # as generate appends its pad token; their draws are discarded). Only the repetition
+        # penalty reads it.
+        prompt_len = rows.shape[1]
+        history = torch.empty((n, prompt_len + max_new_tokens), dtype=torch.long, device=device)  # [n, P + T]
+        history[:, :prompt_len] = rows
+
         generated = torch.empty((n, max_new_tokens), dtype=torch.long, device=device)  # [n, max_new_tokens]
         lengths = torch.zeros(n, dtype=torch.long, device=device)  # [n] tokens kept per row
         unfinished = torch.ones(n, dtype=torch.bool, device=device)  # [n]
         scores = torch.zeros(n, dtype=torch.float32, device=device)  # [n] sum of warped log-probs
 
         for step in range(max_new_tokens):
-            warped = logits.warp(
-                next_logits, temperature=config.temperature, top_k=config.top_k, top_p=config.top_p
+            warped = logits.process(
+                next_logits,
+                history[:, : prompt_len + step],  # [n, prompt_len + step]
+                repetition_penalty=config.repetition_penalty,
+                temperature=config.temperature,
+                top_k=config.top_k,
+                top_p=config.top_p,
+                min_p=config.min_p,
+                typical_p=config.typical_p,
             )  # [n, vocab]
             probs = torch.softmax(warped, dim=-1)  # [n, vocab]
             drawn = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)  # [n]
@@ -85,6 +101,7 @@ def decode(
             if step + 1 == max_new_tokens or not bool(unfinished.any()):
                 break
             feed = torch.where(unfinished, drawn, filler)  # [n]
+            history[:, prompt_len + step] = feed
             next_logits = kv.forward_last_logits(model, feed[:, None], cache)  # [n, vocab]
 
     out: list[GeneratedSequence] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
+import json
 from typing import Any
 
 from django.conf import settings
@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from decodelab.catalog import selectors as catalog
 from decodelab.common.decorators import researcher_required
 from decodelab.common.errors import ApplicationError
-from decodelab.runs import selectors, services
+from decodelab.runs import presenters, selectors, services
 from decodelab.runs.metrics_table import metrics_rows
 from workers.protocol import MAX_NEW_TOKENS, MAX_PROMPT_CHARS
 from workers.strategies import STRATEGIES
@@ -30,16 +30,21 @@ DEFAULT_PRESETS: list[dict[str, Any]] = [
 def _param_fields(strategy: str, key: str, values: dict[str, Any], errors: dict[str, str], index: int) -> list[dict]:
     """Describe each parameter input of one preset row, with its current value and error."""
     fields = []
-    for f in dataclasses.fields(STRATEGIES[strategy]):
-        kind = type(f.default).__name__
+    for spec in STRATEGIES[strategy].param_specs():
+        value = values.get(spec["name"], spec["default"])
+        if spec["kind"] == "json" and isinstance(value, dict):
+            value = json.dumps(value, indent=2)
+        elif spec["kind"] == "lines" and isinstance(value, list):
+            value = "\n".join(value)
+        options = spec["options"] or ([m["name"] for m in catalog.model_list()] if spec["kind"] == "model" else [])
         fields.append(
             {
-                "name": f.name,
-                "input_name": f"presets-{key}-{f.name}",
-                "kind": kind,
-                "value": values.get(f.name, f.default),
-                "step": "any" if kind == "float" else "1",
-                "error": errors.get(f"presets[{index}].params.{f.name}"),
+                **spec,
+                "input_name": f"presets-{key}-{spec['name']}",
+                "value": "" if value is None else value,
+                "options": options,
+                "step": "any" if spec["kind"] == "float" else "1",
+                "error": errors.get(f"presets[{index}].params.{spec['name']}"),
             }
         )
     return fields
@@ -59,16 +64,25 @@ def _preset_row(key: str, index: int, preset: dict[str, Any], errors: dict[str, 
 
 
 def _coerce(kind: str, raw: str | None, field: str) -> Any:
+    """Form text to the parameter's JSON value; None means 'not given' (the default applies)."""
     if kind == "bool":
         return raw in ("on", "true", "1")
     if raw is None or raw.strip() == "":
         return None
-    try:
-        return int(raw) if kind == "int" else float(raw)
-    except ValueError:
-        raise ApplicationError(
-            f"must be {'an integer' if kind == 'int' else 'a number'} (got {raw!r})", field=field
-        ) from None
+    if kind in ("int", "float"):
+        try:
+            return int(raw) if kind == "int" else float(raw)
+        except ValueError:
+            expected = "an integer" if kind == "int" else "a number"
+            raise ApplicationError(f"must be {expected} (got {raw!r})", field=field) from None
+    if kind == "json":
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ApplicationError(f"is not valid JSON: {exc}", field=field) from None
+    if kind == "lines":
+        return [line.strip() for line in raw.splitlines() if line.strip()]
+    return raw
 
 
 def _parse_presets(post) -> tuple[list[str], list[dict[str, Any]]]:
@@ -82,11 +96,11 @@ def _parse_presets(post) -> tuple[list[str], list[dict[str, Any]]]:
         strategy = post.get(f"presets-{key}-strategy")
         preset: dict[str, Any] = {"strategy": strategy, "params": {}}
         if strategy in STRATEGIES:
-            for f in dataclasses.fields(STRATEGIES[strategy]):
-                kind = type(f.default).__name__
-                value = _coerce(kind, post.get(f"presets-{key}-{f.name}"), f"presets[{i}].params.{f.name}")
+            for spec in STRATEGIES[strategy].param_specs():
+                name = spec["name"]
+                value = _coerce(spec["kind"], post.get(f"presets-{key}-{name}"), f"presets[{i}].params.{name}")
                 if value is not None:
-                    preset["params"][f.name] = value
+                    preset["params"][name] = value
         seed = _coerce("int", post.get(f"presets-{key}-seed"), f"presets[{i}].seed")
         preset["seed"] = 0 if seed is None else seed
         label = (post.get(f"presets-{key}-label") or "").strip()
@@ -176,6 +190,7 @@ def preset_row(request: HttpRequest) -> HttpResponse:
 def comparison_detail(request: HttpRequest, comparison_id) -> HttpResponse:
     comparison = selectors.comparison_get(user=request.user, comparison_id=comparison_id)
     runs = list(comparison.runs.all())
+    presenters.annotate(runs)
     status = selectors.comparison_status(comparison)
     finished = status in ("finished", "failed")
     context = {

@@ -5,13 +5,14 @@
 
 from __future__ import annotations
 
-from workers.decoders import beam, greedy, sampling
+from workers.decoders import beam, greedy, sampling, speculative
 from workers.decoders.base import DecodeFn, GeneratedSequence
 
 DECODERS: dict[str, DecodeFn] = {
     "greedy": greedy.decode,
     "sampling": sampling.decode,
     "beam": beam.decode,
+    "speculative": speculative.decode,
 }
 
 __all__ = ["DECODERS", "DecodeFn", "GeneratedSequence"]

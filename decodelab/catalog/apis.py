@@ -8,8 +8,10 @@ from decodelab.catalog import selectors
 
 class ParamSerializer(serializers.Serializer):
     name = serializers.CharField()
-    type = serializers.CharField()
+    kind = serializers.CharField(help_text="int, float, bool, choice, model, text, long_text, json or lines")
     default = serializers.JSONField()
+    help = serializers.CharField()
+    options = serializers.ListField(child=serializers.CharField())
 
 
 class StrategySerializer(serializers.Serializer):
@@ -21,8 +23,14 @@ class StrategySerializer(serializers.Serializer):
 class ModelSerializer(serializers.Serializer):
     name = serializers.CharField()
     display_name = serializers.CharField()
+    tokenizer_family = serializers.CharField()
     chat_template = serializers.BooleanField()
+    prepared = serializers.BooleanField()
+    size_bytes = serializers.IntegerField(allow_null=True)
     default = serializers.BooleanField()
+    draft_models = serializers.ListField(
+        child=serializers.CharField(), help_text="Models sharing this model's tokenizer: valid speculative drafts."
+    )
 
 
 class CatalogSerializer(serializers.Serializer):
@@ -34,3 +42,9 @@ class StrategyListApi(APIView):
     @extend_schema(responses=CatalogSerializer, operation_id="catalog_retrieve")
     def get(self, request):
         return Response({"strategies": selectors.strategy_list(), "models": selectors.model_list()})
+
+
+class ModelListApi(APIView):
+    @extend_schema(responses=ModelSerializer(many=True), operation_id="models_list")
+    def get(self, request):
+        return Response(selectors.model_list())

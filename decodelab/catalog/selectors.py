@@ -1,37 +1,51 @@
-"""What can be run: models this deployment serves and the decoding strategies with their
-parameters, defaults and descriptions (read from the torch-free worker protocol)."""
+"""What can be run: the models workers reported, and the decoding strategies with their
+parameters (read from the torch-free worker protocol)."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from django.conf import settings
 
+from decodelab.catalog.models import LanguageModel
 from workers.models import CATALOG
 from workers.strategies import STRATEGIES
 
 
 def strategy_list() -> list[dict[str, Any]]:
-    out = []
-    for name, cls in STRATEGIES.items():
-        params = [
-            {"name": f.name, "type": type(f.default).__name__, "default": f.default} for f in dataclasses.fields(cls)
-        ]
-        out.append({"name": name, "description": cls.description, "params": params})
-    return out
+    return [
+        {"name": name, "description": cls.description, "params": cls.param_specs()} for name, cls in STRATEGIES.items()
+    ]
 
 
 def model_list() -> list[dict[str, Any]]:
+    """Installed models; the default model is always offered (its worker is part of `make run`)."""
+    default = settings.DECODELAB_DEFAULT_MODEL
+    rows = {m.name: m for m in LanguageModel.objects.filter(installed=True)}
+    names = sorted(set(rows) | {default}, key=lambda n: (n != default, n))
     out = []
-    for name in settings.DECODELAB_MODELS:
-        spec = CATALOG.get(name)
+    for name in names:
+        row, spec = rows.get(name), CATALOG.get(name)
+        family = row.tokenizer_family if row else (spec.tokenizer_family if spec else name)
         out.append(
             {
                 "name": name,
-                "display_name": spec.display_name if spec else name,
-                "chat_template": spec.chat_template if spec else False,
-                "default": name == settings.DECODELAB_DEFAULT_MODEL,
+                "display_name": row.display_name if row else (spec.display_name if spec else name),
+                "tokenizer_family": family,
+                "chat_template": row.chat_template if row else bool(spec and spec.chat_template),
+                "prepared": bool(row and row.prepared),
+                "size_bytes": row.size_bytes if row else None,
+                "default": name == default,
             }
         )
+    for m in out:
+        m["draft_models"] = [d["name"] for d in out if d["tokenizer_family"] == m["tokenizer_family"]]
     return out
+
+
+def offered_model_names() -> list[str]:
+    return [m["name"] for m in model_list()]
+
+
+def draft_models_for(target: str) -> list[str]:
+    return next((m["draft_models"] for m in model_list() if m["name"] == target), [])

@@ -10,4 +10,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "decodelab.config.settings.local
 app = Celery("decodelab")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_default_queue = "results"
-app.autodiscover_tasks(["decodelab.runs"])
+app.autodiscover_tasks(["decodelab.runs", "decodelab.catalog"])

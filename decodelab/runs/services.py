@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from decodelab.catalog import selectors as catalog
 from decodelab.common.errors import ApplicationError
 from decodelab.runs import dispatch
 from decodelab.runs.models import FINISHED_STATUSES, Comparison, Output, Run, RunStatus
@@ -70,10 +71,10 @@ def _validated_presets(presets: Any, model: str) -> list[dict[str, Any]]:
         except ParamError as exc:
             raise ApplicationError(exc.message, field=f"{prefix}.{exc.field}") from exc
         draft = getattr(config, "draft_model", None)
-        if draft and draft not in settings.DECODELAB_MODELS:
-            offered = ", ".join(settings.DECODELAB_MODELS)
+        if draft and draft not in catalog.offered_model_names():
+            offered = ", ".join(catalog.offered_model_names())
             raise ApplicationError(
-                f"{draft!r} is not offered here (offered: {offered})", field=f"{prefix}.params.draft_model"
+                f"{draft!r} is not installed here (installed: {offered})", field=f"{prefix}.params.draft_model"
             )
         params = config.to_params()
         defaults = _defaults(type(config))
@@ -87,10 +88,9 @@ def _validated_presets(presets: Any, model: str) -> list[dict[str, Any]]:
 def _validated_model(model: Any) -> str:
     if model in (None, ""):
         return settings.DECODELAB_DEFAULT_MODEL
-    if model not in settings.DECODELAB_MODELS:
-        raise ApplicationError(
-            f"unknown model {model!r} (available: {', '.join(settings.DECODELAB_MODELS)})", field="model"
-        )
+    offered = catalog.offered_model_names()
+    if model not in offered:
+        raise ApplicationError(f"unknown model {model!r} (available: {', '.join(offered)})", field="model")
     return model
 
 

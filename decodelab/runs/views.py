@@ -27,7 +27,9 @@ DEFAULT_PRESETS: list[dict[str, Any]] = [
 ]
 
 
-def _param_fields(strategy: str, key: str, values: dict[str, Any], errors: dict[str, str], index: int) -> list[dict]:
+def _param_fields(
+    strategy: str, key: str, values: dict[str, Any], errors: dict[str, str], index: int, model: str
+) -> list[dict]:
     """Describe each parameter input of one preset row, with its current value and error."""
     fields = []
     for spec in STRATEGIES[strategy].param_specs():
@@ -50,13 +52,17 @@ def _param_fields(strategy: str, key: str, values: dict[str, Any], errors: dict[
     return fields
 
 
-def _preset_row(key: str, index: int, preset: dict[str, Any], errors: dict[str, str] | None = None) -> dict:
+def _preset_row(
+    key: str, index: int, preset: dict[str, Any], errors: dict[str, str] | None = None, model: str = ""
+) -> dict:
     errors = errors or {}
     strategy = preset.get("strategy") if preset.get("strategy") in STRATEGIES else "greedy"
     return {
         "key": key,
         "strategy": strategy,
-        "params": _param_fields(strategy, key, preset.get("params") or {}, errors, index),
+        "params": _param_fields(
+            strategy, key, preset.get("params") or {}, errors, index, model or settings.DECODELAB_DEFAULT_MODEL
+        ),
         "seed": preset.get("seed", 0),
         "label": preset.get("label", ""),
         "errors": [msg for field, msg in errors.items() if field.startswith(f"presets[{index}]")],
@@ -168,7 +174,7 @@ def comparison_new(request: HttpRequest) -> HttpResponse:
         errors = {exc.field or "form": exc.message}
         if not keys:
             keys, presets = ["0"], [{"strategy": "greedy"}]
-        rows = [_preset_row(k, i, p, errors) for i, (k, p) in enumerate(zip(keys, presets, strict=True))]
+        rows = [_preset_row(k, i, p, errors, form["model"]) for i, (k, p) in enumerate(zip(keys, presets, strict=True))]
         return render(request, "runs/comparison_new.html", _form_context(form, rows, errors), status=400)
     return redirect("runs:comparison_detail", comparison_id=comparison.id)
 
@@ -181,7 +187,10 @@ def preset_row(request: HttpRequest) -> HttpResponse:
     # 'Add preset' sends strategy=...; a row's own select sends presets-<key>-strategy=...
     strategy = request.GET.get("strategy") or request.GET.get(f"presets-{key}-strategy", "greedy")
     preset = {"strategy": strategy}
-    context = {"row": _preset_row(key, 0, preset), "strategies": catalog.strategy_list()}
+    context = {
+        "row": _preset_row(key, 0, preset, model=request.GET.get("model", "")),
+        "strategies": catalog.strategy_list(),
+    }
     return render(request, "runs/comparison_new.html#preset_row", context)
 
 

@@ -121,3 +121,19 @@ def test_another_researchers_comparison_page_is_404(
         )
     client.force_login(researcher.user)
     assert client.get(f"/comparisons/{comparison.id}/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_speculative_row_offers_only_drafts_that_share_the_targets_tokenizer(web):
+    from decodelab.catalog.services import models_report
+
+    models_report(
+        reporter="w",
+        models=[
+            {"name": "qwen2.5-coder-0.5b", "display_name": "Q", "tokenizer_family": "qwen2.5", "installed": True},
+        ],
+    )
+    body = web.get("/comparisons/new/preset-row/", {"key": "k", "strategy": "speculative", "model": "smollm2-135m"})
+    html = body.content.decode()
+    assert 'name="presets-k-draft_model"' in html and 'name="presets-k-proposer"' in html
+    assert '<option value="smollm2-135m"' in html and "qwen2.5-coder-0.5b" not in html

@@ -38,7 +38,8 @@ def _param_fields(
             value = json.dumps(value, indent=2)
         elif spec["kind"] == "lines" and isinstance(value, list):
             value = "\n".join(value)
-        options = spec["options"] or ([m["name"] for m in catalog.model_list()] if spec["kind"] == "model" else [])
+        # A draft model must share the target's tokenizer: offer only those.
+        options = spec["options"] or (catalog.draft_models_for(model) if spec["kind"] == "model" else [])
         fields.append(
             {
                 **spec,

@@ -18,6 +18,8 @@ METRIC_LABELS = {
     "mean_accepted_length": "accepted / verification",
     "verification_steps": "verifications",
     "tokens_per_verification": "tokens / target pass",
+    "target_forwards": "target passes",
+    "draft_forwards": "draft passes",
     "compile_ms": "grammar compile ms",
     "mask_ms_mean": "mask ms (mean)",
     "mask_ms_p99": "mask ms (p99)",

@@ -19,6 +19,7 @@ from the cache length) are exactly what ``generate`` computes from an all-ones m
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
@@ -34,8 +35,15 @@ def new_cache(model: Any) -> DynamicCache:
     return DynamicCache(config=config)
 
 
-def _supports_logits_to_keep(model: Any) -> bool:
-    return "logits_to_keep" in inspect.signature(model.forward).parameters
+@functools.cache
+def _forward_takes_logits_to_keep(model_class: type) -> bool:
+    return "logits_to_keep" in inspect.signature(model_class.forward).parameters
+
+
+def supports_logits_to_keep(model: Any) -> bool:
+    """Whether the model's forward accepts ``logits_to_keep`` (checked once per model class:
+    this runs on every decoding step)."""
+    return _forward_takes_logits_to_keep(type(model))
 
 
 def forward_last_logits(model: Any, input_ids: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
@@ -46,7 +54,7 @@ def forward_last_logits(model: Any, input_ids: torch.Tensor, cache: DynamicCache
     """
     assert input_ids.dim() == 2, f"input_ids must be [rows, new_len], got {tuple(input_ids.shape)}"
     kwargs: dict[str, Any] = {}
-    if _supports_logits_to_keep(model):
+    if supports_logits_to_keep(model):
         kwargs["logits_to_keep"] = 1
     out = model(input_ids=input_ids, past_key_values=cache, use_cache=True, return_dict=True, **kwargs)
     # [rows, vocab]; copied to float32 exactly as generate does (`.to(copy=True, dtype=torch.float32)`).

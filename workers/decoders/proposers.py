@@ -150,7 +150,10 @@ class DraftModelProposer:
         limit = min(self.num_tokens, max_tokens)
         if limit < 1:
             return Draft([])
-        context = [int(t) for t in context]
+        with torch.inference_mode():
+            return self._draft([int(t) for t in context], limit)
+
+    def _draft(self, context: list[int], limit: int) -> Draft:
         device = self.model.device
         if self.cache is None:
             self.cache = new_rollback_cache(self.model)

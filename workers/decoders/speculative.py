@@ -35,10 +35,11 @@ Verification:
   distribution at row ``i`` (``logits.warp``: temperature, top-k, top-p, then softmax) and
   ``q_i`` the proposer's distribution (a point mass on ``d_i`` for prompt lookup), draw
   ``u ~ U[0, 1)`` and accept ``d_i`` iff ``u < p_i(d_i) / q_i(d_i)``; at the first rejection
-  sample from ``norm(max(0, p_i - q_i))`` (``"corrected"``; ``p_i`` itself in the
-  measure-zero case where that residual sums to 0 in float32); if all ``k`` are accepted
-  sample the bonus from ``p_k``. Each emitted token is then distributed exactly as under
-  ``p``: the output has the target's warped distribution, whatever the proposer. All random
+  sample from ``norm(max(0, p_i - q_i))`` (``"corrected"``; from ``p_i`` itself if rounding
+  makes that residual sum to 0); if all ``k`` are accepted, sample the bonus from ``p_k``.
+  Each emitted token is then distributed exactly as under ``p``: the output has the target's
+  warped distribution, whatever the proposer (the same as ``workers.decoders.sampling`` with
+  the same temperature, top-k and top-p, though not the same draws). All random
   numbers come from ``generator`` (draft sampling, acceptance draws, corrections, bonus), in
   a fixed order, so a seed reproduces the output. ``k == 0`` steps (and the first token) draw
   exactly as ``workers.decoders.sampling`` does (``torch.multinomial`` on ``[1, vocab]``).
@@ -52,15 +53,16 @@ Metrics (defined here, once; every output's ``metrics`` dict holds exactly these
 - ``drafted``: draft tokens proposed, in total over all verification steps.
 - ``accepted``: draft tokens accepted (and emitted). ``accepted <= drafted``.
 - ``acceptance_rate``: ``accepted / drafted``; ``None`` when ``drafted == 0``.
-- ``verification_steps``: target forward passes that verified at least one draft token.
+- ``verification_steps``: target forward passes over drafts (each verifies at least one).
 - ``mean_accepted_length``: ``accepted / verification_steps``, the draft tokens accepted per
   verification step, NOT counting the corrected or bonus token that each step adds;
   ``None`` when there was no verification step.
 - ``target_forwards``: every target forward pass: the prefill, the verification steps and the
   ordinary one-token steps.
-- ``tokens_per_verification``: new tokens / ``target_forwards`` (bonus and corrected tokens
-  included): how many tokens each target forward yielded. Greedy decoding scores exactly 1.0
-  here, so this is the ideal speed-up over it if proposing and verifying were free.
+- ``tokens_per_verification``: new tokens (bonus and corrected tokens included) /
+  ``target_forwards``: how many tokens each target forward pass yielded. Greedy decoding
+  needs one forward per token (1.0 by this measure), so this is the speed-up over it if
+  drafting cost nothing and a ``[1, k+1]`` forward cost what a ``[1, 1]`` one does.
 - ``draft_forwards``: draft-model forward passes (0 for prompt lookup).
 
 ``token_info`` holds one ``{"spec": label}`` per new token: ``"accepted"`` (a draft token the
@@ -119,6 +121,14 @@ def acceptance_ratio(p_token: float, q_token: float) -> float:
     return p_token / q_token
 
 
+def residual_distribution(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """``norm(max(0, p - q))`` over ``[vocab]``: what to sample after a rejection; ``p`` when that
+    residual sums to 0 (``p <= q`` everywhere, which only float rounding allows, when ``p ~= q``)."""
+    residual = torch.clamp(p - q, min=0.0)  # [vocab]
+    total = residual.sum()
+    return residual / total if float(total) > 0 else p
+
+
 def verify_sampling(
     target_scores: torch.Tensor,
     draft: Sequence[int],
@@ -142,12 +152,12 @@ def verify_sampling(
             tokens.append(x)
             n += 1
             continue
-        q_row = torch.zeros_like(p[i]) if q is None else q[i]
         if q is None:
+            q_row = torch.zeros_like(p[i])
             q_row[x] = 1.0
-        residual = torch.clamp(p[i] - q_row, min=0.0)  # [vocab]
-        total = float(residual.sum())
-        tokens.append(_sample(residual / total if total > 0 else p[i], generator))
+        else:
+            q_row = q[i]
+        tokens.append(_sample(residual_distribution(p[i], q_row), generator))
         break
     else:
         tokens.append(_sample(p[k], generator))
@@ -161,7 +171,7 @@ def _forward_rows(model: Any, input_ids: torch.Tensor, cache: Any) -> torch.Tens
     if m == 1:
         return kv.forward_last_logits(model, input_ids, cache)
     kwargs: dict[str, Any] = {}
-    if kv._supports_logits_to_keep(model):
+    if kv.supports_logits_to_keep(model):
         kwargs["logits_to_keep"] = m
     out = model(input_ids=input_ids, past_key_values=cache, use_cache=True, return_dict=True, **kwargs)
     rows = out.logits[0, -m:, :].to(copy=True, dtype=torch.float32)  # [m, vocab]
@@ -239,7 +249,8 @@ def decode(
             rows = _forward_rows(model, feed, cache)  # [k+1, vocab]
             target_forwards += 1
             if config.do_sample:
-                step = verify_sampling(warp(rows), draft.tokens, draft.q, generator)
+                q = None if draft.q is None else draft.q.to(rows.device)
+                step = verify_sampling(warp(rows), draft.tokens, q, generator)
             else:
                 step = verify_greedy(rows, draft.tokens)
             rollback(cache, k - step.accepted)  # the cache now ends at the last accepted draft

@@ -8,12 +8,13 @@ MODEL ?= smollm2-135m
 # The venv is rebuilt when pyproject.toml (the pins) changes.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test check lint system system-test venv models default-model migrate clean help
+.PHONY: run test bench check lint system system-test venv models default-model migrate clean help
 
 help:
 	@echo "make run    install what is missing, prepare the model, start DecodeLab on http://127.0.0.1:8000"
 	@echo "make test   install what is missing and run every check (lint, contracts, Django checks, pytest)"
 	@echo "make models install and prepare the speculative pair (Qwen2.5-Coder 0.5B + 1.5B) besides the default"
+	@echo "make bench  decoder speed against named baselines (prints ratios, saves bench-results/decoders.json)"
 
 system:
 	@scripts/ensure-apt.sh redis-server
@@ -65,6 +66,11 @@ check: venv
 
 test: system-test venv default-model lint check
 	$(PY) -m pytest
+
+# Speed targets live here, not in tests: ratios measured in one run against named baselines.
+# BENCH_ARGS="--qwen" adds the Qwen draft/target pair (after `make models`); on a GPU it is added by itself.
+bench: venv default-model
+	$(PY) -m bench.decoders $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

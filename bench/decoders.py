@@ -40,8 +40,10 @@ import transformers
 
 from workers import runtime
 from workers.decoders import DECODERS
+from workers.models import CATALOG
 from workers.strategies import build_config
 
+QWEN_PAIR = ("qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 ROOT = Path(__file__).resolve().parent.parent
 PROMPTS = [json.loads(line) for line in (ROOT / "samples" / "prompts.jsonl").read_text().splitlines() if line]
 
@@ -284,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     bench = Bench(args.model, args.tokens, args.reps)
     only = {s.strip() for s in args.only.split(",") if s.strip()} or None
-    results = run_cases(bench, only, args.qwen)
+    qwen = args.qwen or (bench.device.type == "cuda" and all(CATALOG[m].is_installed() for m in QWEN_PAIR))
+    results = run_cases(bench, only, qwen)
     env = {
         "device": str(bench.device) + (f" ({torch.cuda.get_device_name()})" if bench.device.type == "cuda" else ""),
         "cpu": platform.processor() or platform.machine(),

@@ -86,7 +86,7 @@ def execute(request: DecodeRequest, *, started_at: float | None = None) -> Decod
     outputs = [
         Output(
             index=i,
-            text=loaded.tokenizer.decode(seq.token_ids, skip_special_tokens=True),
+            text=loaded.tokenizer.decode(seq.token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False),
             token_ids=[int(t) for t in seq.token_ids],
             finish_reason=seq.finish_reason,
             score=None if seq.score is None else float(seq.score),

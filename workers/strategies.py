@@ -411,7 +411,7 @@ class ConstrainedConfig(StrategyConfig):
         set_(self, "length_penalty", _require_float("params.length_penalty", self.length_penalty, -10.0, 10.0))
         if self.num_beams > 1 and self.decoding != "beam":
             raise ParamError("params.num_beams", "is only used with decoding beam")
-        limit = self.num_beams if self.decoding == "beam" else MAX_RETURN_SEQUENCES
+        limit = {"beam": self.num_beams, "sampling": MAX_RETURN_SEQUENCES, "greedy": 1}[self.decoding]
         set_(
             self,
             "num_return_sequences",

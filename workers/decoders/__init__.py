@@ -5,13 +5,16 @@
 
 from __future__ import annotations
 
-from workers.decoders import beam, greedy, sampling, speculative
+from workers.decoders import beam, constrained, contrastive, diverse_beam, greedy, sampling, speculative
 from workers.decoders.base import DecodeFn, GeneratedSequence
 
 DECODERS: dict[str, DecodeFn] = {
+    "constrained": constrained.decode,
     "greedy": greedy.decode,
     "sampling": sampling.decode,
     "beam": beam.decode,
+    "diverse_beam": diverse_beam.decode,
+    "contrastive": contrastive.decode,
     "speculative": speculative.decode,
 }
 

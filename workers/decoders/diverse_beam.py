@@ -48,10 +48,15 @@ Differences from transformers' output, on purpose: the returned ``token_ids`` en
 token that was actually generated (transformers stores hypotheses without it and appends
 ``eos_token_id[0]``, which differs when several eos ids are given). transformers 4.x refuses
 ``diversity_penalty == 0`` with several groups; here the groups then simply do not interact.
-``num_beam_groups == 1`` runs this same algorithm (4.x ``BeamSearchScorer`` semantics), which
-equals ``workers.decoders.beam`` except that its done test looks at the best candidate
-including eos ones, where transformers 5's beam search looks at the best running beam.
-``num_beams == 1`` is greedy search, as ``generate`` does it.
+``num_beam_groups == 1`` is plain beam search (``workers.decoders.beam``; greedy search for one
+beam), because that is what ``generate`` runs then: transformers 4.55.4 enters group beam search
+only for ``num_beam_groups > 1``, and otherwise runs the same beam search as transformers 5.
+The two beam searches differ in one rule only, the done test of step d: ``BeamSearchScorer``
+compares with the best of the ``K`` candidates (eos ones included), transformers 5's beam search
+(and 4.55.4's ``_beam_search``) with the best running beam, which on rare inputs stops it
+earlier (``_search(..., best_running_only=True)`` switches to that rule; the tests show it is
+the only difference). So group 0's hypotheses equal a ``BeamSearchScorer`` beam search with
+``S`` beams, which equals ``workers.decoders.beam`` with ``S`` beams except on those inputs.
 """
 
 from __future__ import annotations
@@ -129,17 +134,23 @@ def decode(
     num_groups = config.num_beam_groups
     assert num_beams % num_groups == 0 and 1 <= config.num_return_sequences <= num_beams
 
-    if num_beams == 1:  # generate runs greedy search for a single beam; beam.decode does the same
-        [best] = beam.decode(
+    if num_groups == 1:  # generate runs plain beam search (greedy for one beam), and so do we
+        out = beam.decode(
             model,
             input_ids,
-            BeamConfig(num_beams=1, num_return_sequences=1, length_penalty=config.length_penalty),
+            BeamConfig(
+                num_beams=num_beams,
+                num_return_sequences=config.num_return_sequences,
+                length_penalty=config.length_penalty,
+                early_stopping=config.early_stopping,
+            ),
             max_new_tokens=max_new_tokens,
             eos_token_ids=eos_token_ids,
             on_first_token=on_first_token,
         )
-        best.group = 0
-        return [best]
+        for seq in out:
+            seq.group = 0
+        return out
 
     hypotheses = _search(
         model,
@@ -181,16 +192,20 @@ def _search(
     max_new_tokens: int,
     eos_token_ids: list[int],
     on_first_token: Callable[[], None],
+    best_running_only: bool = False,
 ) -> list[_Hypothesis]:
-    """The group beam search loop; returns every group's finished hypotheses, group by group."""
+    """The group beam search loop; returns every group's finished hypotheses, group by group.
+
+    ``best_running_only`` swaps the done test's best score for transformers 5's (the best
+    running beam instead of the best of the ``K`` candidates, eos ones included); it exists so
+    that the tests can show that this is the only difference between the two beam searches.
+    """
     group_size = num_beams // num_groups  # S
     device = input_ids.device
     filler = eos_token_ids[0] if eos_token_ids else 0  # transformers' pad token; fed to done groups
     eos_set = set(eos_token_ids)
     candidates_per_group = max(2, 1 + len(eos_token_ids)) * group_size  # K
-    groups = [
-        _GroupHypotheses(group_size, length_penalty, early_stopping, max_new_tokens) for _ in range(num_groups)
-    ]
+    groups = [_GroupHypotheses(group_size, length_penalty, early_stopping, max_new_tokens) for _ in range(num_groups)]
     done = [False] * num_groups
 
     with torch.inference_mode():
@@ -261,7 +276,8 @@ def _search(
                     if filled == group_size:
                         break
                 assert filled == group_size, "K candidates always hold S that do not end in eos"
-                done[g] = done[g] or groups[g].is_done(top_scores.max().item(), generated_len)
+                best_sum = next_scores[0].item() if best_running_only else top_scores.max().item()
+                done[g] = done[g] or groups[g].is_done(best_sum, generated_len)
 
                 beam_scores[lo:hi] = next_scores
                 tokens[lo:hi] = tokens[lo + next_parents]

@@ -36,14 +36,15 @@ def new_cache(model: Any) -> DynamicCache:
 
 
 @functools.cache
-def _forward_takes_logits_to_keep(model_class: type) -> bool:
-    return "logits_to_keep" in inspect.signature(model_class.forward).parameters
+def _takes_logits_to_keep(forward_function: Any) -> bool:
+    return "logits_to_keep" in inspect.signature(forward_function).parameters
 
 
 def supports_logits_to_keep(model: Any) -> bool:
-    """Whether the model's forward accepts ``logits_to_keep`` (checked once per model class:
-    this runs on every decoding step)."""
-    return _forward_takes_logits_to_keep(type(model))
+    """Whether the model's forward accepts ``logits_to_keep``. Cached per forward function,
+    because this runs on every decoding step and ``inspect.signature`` is slow."""
+    forward = model.forward
+    return _takes_logits_to_keep(getattr(forward, "__func__", forward))
 
 
 def forward_last_logits(model: Any, input_ids: torch.Tensor, cache: DynamicCache) -> torch.Tensor:

@@ -1,19 +1,18 @@
-"""Sampling and its logits warpers against transformers' ``generate(do_sample=True)``.
+"""Sampling against transformers' ``generate(do_sample=True)``.
 
 The oracle is seeded with ``torch.manual_seed(seed)`` (generate draws from the global CPU
 generator); our decoder gets ``torch.Generator().manual_seed(seed)``. Both streams are the
-same, so the samples must be identical token for token.
+same, so the samples must be identical token for token. The processors and warpers themselves
+are checked one by one in ``test_logits.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from workers.decoders import greedy, logits, sampling
 from workers.strategies import GreedyConfig, SamplingConfig
@@ -44,66 +43,12 @@ def oracle_sampling(hf_generate, model, input_ids, config, *, seed, max_new_toke
         temperature=config.temperature,
         top_k=config.top_k,
         top_p=config.top_p,
+        min_p=config.min_p,  # 0.0 makes generate run MinPLogitsWarper(0.0), which removes nothing
+        typical_p=config.typical_p,
+        repetition_penalty=config.repetition_penalty,
         num_return_sequences=config.num_return_sequences,
         max_new_tokens=max_new_tokens,
     )
-
-
-# --- the warpers -------------------------------------------------------------------------
-
-
-def random_logits(seed: int, rows: int, vocab: int, quantise: bool) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    scores = torch.randn(rows, vocab, generator=gen) * 3
-    if quantise:  # many exact ties, the hard case for top-k and top-p
-        scores = torch.round(scores)
-    return scores
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    seed=st.integers(0, 2**31 - 1),
-    rows=st.integers(1, 4),
-    vocab=st.integers(2, 300),
-    quantise=st.booleans(),
-    temperature=st.floats(0.05, 5.0),
-    top_k=st.integers(1, 400),
-    top_p=st.floats(0.0, 1.0),
-    min_tokens_to_keep=st.integers(1, 3),
-)
-def test_warpers_equal_transformers_logits_warpers_exactly(
-    seed, rows, vocab, quantise, temperature, top_k, top_p, min_tokens_to_keep
-):
-    scores = random_logits(seed, rows, vocab, quantise)
-    before = scores.clone()
-    dummy_ids = torch.zeros((rows, 1), dtype=torch.long)
-
-    assert torch.equal(
-        logits.apply_temperature(scores, temperature), TemperatureLogitsWarper(temperature)(dummy_ids, scores)
-    )
-    assert torch.equal(
-        logits.apply_top_k(scores, top_k, min_tokens_to_keep=min_tokens_to_keep),
-        TopKLogitsWarper(top_k, min_tokens_to_keep=min_tokens_to_keep)(dummy_ids, scores),
-    )
-    assert torch.equal(
-        logits.apply_top_p(scores, top_p, min_tokens_to_keep=min_tokens_to_keep),
-        TopPLogitsWarper(top_p, min_tokens_to_keep=min_tokens_to_keep)(dummy_ids, scores),
-    )
-    chained = TopPLogitsWarper(top_p)(
-        dummy_ids, TopKLogitsWarper(top_k)(dummy_ids, TemperatureLogitsWarper(temperature)(dummy_ids, scores))
-    )
-    assert torch.equal(logits.warp(scores, temperature=temperature, top_k=top_k, top_p=top_p), chained)
-    assert torch.equal(scores, before)  # pure: the input is untouched
-
-
-def test_warp_skips_inactive_warpers_as_transformers_does():
-    scores = random_logits(0, 2, 50, quantise=False)
-    assert torch.equal(logits.warp(scores, temperature=1.0, top_k=0, top_p=1.0), scores)
-    kept = torch.isfinite(logits.warp(scores, top_k=5))
-    assert kept.sum(dim=-1).tolist() == [5, 5]
-    kept = torch.isfinite(logits.warp(scores, top_p=1e-9))
-    assert kept.sum(dim=-1).tolist() == [1, 1]  # min_tokens_to_keep=1: the argmax survives
-    assert torch.equal(kept.float().argmax(-1), scores.argmax(-1))
 
 
 # --- the decoder -------------------------------------------------------------------------
@@ -112,12 +57,22 @@ SAMPLING_CASES = [
     SamplingConfig(temperature=1.0, top_k=50, top_p=1.0, num_return_sequences=1),
     SamplingConfig(temperature=0.7, top_k=0, top_p=0.9, num_return_sequences=3),
     SamplingConfig(temperature=1.5, top_k=20, top_p=0.8, num_return_sequences=4),
+    # The repetition penalty (over prompt and generated tokens), min-p and typical-p.
+    SamplingConfig(temperature=1.0, top_k=0, repetition_penalty=1.3, num_return_sequences=3),
+    SamplingConfig(temperature=1.2, top_k=0, min_p=0.1, num_return_sequences=2),
+    SamplingConfig(temperature=1.0, top_k=0, typical_p=0.8, num_return_sequences=3),
+    SamplingConfig(
+        temperature=0.9, top_k=40, top_p=0.95, min_p=0.05, typical_p=0.9, repetition_penalty=0.8, num_return_sequences=4
+    ),
 ]
 
 
-@pytest.mark.parametrize(
-    "config", SAMPLING_CASES, ids=lambda c: f"t{c.temperature}-k{c.top_k}-p{c.top_p}-n{c.num_return_sequences}"
-)
+def case_id(c: SamplingConfig) -> str:
+    extras = f"-minp{c.min_p}-typ{c.typical_p}-rep{c.repetition_penalty}"
+    return f"t{c.temperature}-k{c.top_k}-p{c.top_p}{extras}-n{c.num_return_sequences}"
+
+
+@pytest.mark.parametrize("config", SAMPLING_CASES, ids=case_id)
 @pytest.mark.parametrize("seed", [0, 1234])
 def test_sampling_matches_transformers_generate_with_the_same_seed_on_tiny_model(tiny_model, hf_generate, config, seed):
     ids = tiny_model.prompt(seed + 11, 6)
@@ -221,21 +176,64 @@ def test_sampling_score_is_the_log_probability_under_the_warped_distribution(tin
     assert math.isclose(seq.score, expected, abs_tol=1e-3)
 
 
-def test_sampling_signals_first_token_once_after_prefill(tiny_model, counting_model):
-    model = counting_model(tiny_model.model)
+def test_sampling_repetition_penalty_covers_the_prompt_and_the_generated_tokens(tiny_model):
+    """The score is the log-probability under the processed distribution; recomputing it from
+    an uncached forward pass needs the penalty over the prompt *and* the tokens generated so far."""
+    config = SamplingConfig(temperature=0.9, top_k=0, min_p=0.02, typical_p=0.95, repetition_penalty=3.0)
+    ids = tiny_model.prompt(62, 6)
+    [seq] = run_sampling(tiny_model.model, ids, config, seed=9, max_new_tokens=8, eos_token_ids=[])
+    full = torch.cat([ids, torch.tensor([seq.token_ids])], dim=1)  # [1, prompt_len + 8]
+    with torch.inference_mode():
+        raw = tiny_model.model(full).logits[0].float()  # [len, vocab]
+    prompt_len = ids.shape[1]
+
+    def score_with_history(history_start: int) -> float:
+        total = 0.0
+        for i, token in enumerate(seq.token_ids):
+            position = prompt_len - 1 + i
+            processed = logits.process(
+                raw[position : position + 1],
+                full[:, history_start : position + 1],
+                repetition_penalty=3.0,
+                temperature=0.9,
+                min_p=0.02,
+                typical_p=0.95,
+            )
+            total += float(torch.log_softmax(processed, dim=-1)[0, token])
+        return total
+
+    assert math.isclose(seq.score, score_with_history(0), abs_tol=1e-3)
+    assert not math.isclose(seq.score, score_with_history(prompt_len), abs_tol=1e-3)  # prompt left out
+
+
+@contextlib.contextmanager
+def recorded_forwards(model):
+    """The ``input_ids`` shape of every forward call of ``model`` (a forward pre-hook)."""
+    calls: list[tuple[int, ...]] = []
+    handle = model.register_forward_pre_hook(
+        lambda _module, _args, kwargs: calls.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
+    try:
+        yield calls
+    finally:
+        handle.remove()
+
+
+def test_sampling_signals_first_token_once_after_prefill(tiny_model):
     ids = tiny_model.prompt(71, 6)
     calls_at_first_token: list[int] = []
-    out = run_sampling(
-        model,
-        ids,
-        SamplingConfig(num_return_sequences=3),
-        seed=1,
-        max_new_tokens=5,
-        eos_token_ids=[],
-        on_first_token=lambda: calls_at_first_token.append(len(model.calls)),
-    )
+    with recorded_forwards(tiny_model.model) as calls:
+        out = run_sampling(
+            tiny_model.model,
+            ids,
+            SamplingConfig(num_return_sequences=3),
+            seed=1,
+            max_new_tokens=5,
+            eos_token_ids=[],
+            on_first_token=lambda: calls_at_first_token.append(len(calls)),
+        )
     assert calls_at_first_token == [1]
-    assert model.calls == [(3, 6)] + [(3, 1)] * 4  # one batched forward per step for all rows
+    assert calls == [(3, 6)] + [(3, 1)] * 4  # one batched forward per step for all rows
     assert [len(s.token_ids) for s in out] == [5, 5, 5]
 
 
@@ -245,6 +243,19 @@ def test_sampling_signals_first_token_once_after_prefill(tiny_model, counting_mo
         ("chat_poem", SamplingConfig(temperature=0.8, top_k=40, top_p=0.9, num_return_sequences=2), 0),
         ("plain", SamplingConfig(temperature=1.0, top_k=50, top_p=1.0, num_return_sequences=1), 17),
         ("chat_capital", SamplingConfig(temperature=1.2, top_k=0, top_p=0.95, num_return_sequences=3), 5),
+        (
+            "chat_poem",
+            SamplingConfig(
+                temperature=0.8,
+                top_k=0,
+                top_p=0.95,
+                min_p=0.05,
+                typical_p=0.9,
+                repetition_penalty=1.3,
+                num_return_sequences=2,
+            ),
+            3,
+        ),
     ],
 )
 def test_sampling_matches_transformers_generate_on_smollm2(smollm, smollm_prompts, hf_generate, prompt, config, seed):

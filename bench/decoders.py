@@ -164,7 +164,10 @@ def run_cases(bench: Bench, only: set[str] | None, qwen: bool) -> list[dict[str,
     copy_prompts = prompts_tagged("copy", 2)
 
     def want(name: str) -> bool:
-        return (only is None or name in only) and True
+        if only is not None and name not in only:
+            return False
+        print(f"[{len(results) + 1}] {name}…", file=sys.stderr, flush=True)
+        return True
 
     if want("greedy"):
         a, b = bench.compare(open_prompts, bench.ours("greedy", {}), bench.hf(do_sample=False, num_beams=1))
@@ -247,7 +250,7 @@ def run_cases(bench: Bench, only: set[str] | None, qwen: bool) -> list[dict[str,
                 overhead_per_token=round(overhead, 4),
             )
         )
-    if qwen and "speculative" in DECODERS:
+    if qwen and want("qwen"):
         target, _ = runtime.load("qwen2.5-coder-1.5b")
         draft, _ = runtime.load("qwen2.5-coder-0.5b")
         qbench = Bench("qwen2.5-coder-1.5b", bench.tokens, bench.reps)
@@ -279,7 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--reps", type=int, default=2)
-    parser.add_argument("--only", default="", help="comma-separated cases")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated: greedy, sampling, beam, prompt_lookup, diverse_beam, contrastive, constrained, qwen",
+    )
     parser.add_argument("--qwen", action="store_true", help="also the Qwen draft/target pair (make models first)")
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "decoders.json"))
     args = parser.parse_args(argv)

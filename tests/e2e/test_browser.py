@@ -66,6 +66,19 @@ def test_researcher_logs_in_submits_a_comparison_and_sees_both_outputs(live_stac
     expect(page.locator("table.metrics")).to_contain_text("Tokens/s (decode)")
     page.screenshot(path=str(SHOTS / "comparison-1280.png"), full_page=True)
 
+    # Token view: each token coloured by its probability, with its top-5 on hover.
+    expect(page.locator(".token-view").first).to_be_hidden()
+    page.get_by_label("tokens · probability heat").check()
+    token_view = runs.nth(0).locator(".token-view")
+    expect(token_view).to_be_visible()
+    expect(runs.nth(0).locator(".plain-view")).to_be_hidden()
+    first_token = token_view.locator(".tok").first
+    assert "top:" in (first_token.get_attribute("title") or "")
+    # The same text, token by token (plus the end-of-sequence token, which the plain view drops).
+    assert runs.nth(0).locator(".plain-view").first.text_content() in token_view.text_content()
+    page.screenshot(path=str(SHOTS / "comparison-heat-1280.png"), full_page=True)
+    page.get_by_label("text", exact=True).check()
+
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()
     expect(page.locator('article.run[data-status="succeeded"]')).to_have_count(2)

@@ -9,38 +9,18 @@ the recorded ones, bit for bit). Every output must match token for token.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
+from tests.workers.decoders import references
 from workers.decoders import DECODERS, contrastive, greedy
 from workers.strategies import ContrastiveConfig, GreedyConfig
 
-REFERENCES = json.loads((Path(__file__).parent / "data" / "reference_outputs.json").read_text())
-
-
-def state_dict_sha256(model) -> str:
-    """The recording script's weight fingerprint: SHA-256 over every tensor, by sorted name."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
-    return digest.hexdigest()
-
 
 def recorded_cases(model_name: str) -> list[dict]:
-    return [c for c in REFERENCES["cases"] if c["model"] == model_name and c["strategy"] == "contrastive"]
-
-
-def assert_is_the_recorded_model(model, model_name: str) -> None:
-    recorded = REFERENCES["models"][model_name]
-    for key, value in recorded.get("config", {}).items():
-        assert getattr(model.config, key) == value, f"{model_name}: config {key} differs from the recording"
-    assert state_dict_sha256(model) == recorded["state_dict_sha256"], f"{model_name}: weights differ from the recording"
+    return references.recorded_cases(model_name, "contrastive")
 
 
 def run(model, input_ids, config, *, max_new_tokens, eos_token_ids, on_first_token=None):
@@ -94,7 +74,7 @@ def check_recorded_case(model, case) -> None:
 
 def test_contrastive_matches_transformers_4_55_recordings_on_tiny_model(tiny_model):
     name = f"tiny-{tiny_model.name}"
-    assert_is_the_recorded_model(tiny_model.model, name)
+    references.assert_is_the_recorded_model(tiny_model.model, name)
     cases = recorded_cases(name)
     assert len(cases) >= 3
     assert any(c["outputs"][0]["token_ids"][-1] in c["eos_token_ids"] for c in cases)  # eos endings covered
@@ -103,7 +83,7 @@ def test_contrastive_matches_transformers_4_55_recordings_on_tiny_model(tiny_mod
 
 
 def test_contrastive_matches_transformers_4_55_recordings_on_smollm2(smollm):
-    assert_is_the_recorded_model(smollm.model, "smollm2-135m")
+    references.assert_is_the_recorded_model(smollm.model, "smollm2-135m")
     cases = recorded_cases("smollm2-135m")
     assert len(cases) >= 2
     for case in cases:

@@ -16,6 +16,7 @@ import torch
 import transformers
 
 from workers.decoders import DECODERS
+from workers.decoders.stopping import StopStrings
 from workers.protocol import DecodeRequest, DecodeResult, Environment, Metrics, Output, ParamError
 from workers.runtime import LoadedModel, load, seeded_generator
 from workers.strategies import SpeculativeConfig, build_config
@@ -43,6 +44,12 @@ def prompt_ids(loaded: LoadedModel, request: DecodeRequest) -> list[int]:
     return [int(i) for i in tok(request.prompt).input_ids]
 
 
+def output_text(tokenizer: Any, token_ids: list[int], finish_reason: str, stop: StopStrings | None) -> str:
+    """The output's text; a stopped output ends before its stop string (its tokens keep it)."""
+    text = tokenizer.decode(token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    return stop.cut(text) if stop is not None and finish_reason == "stop" else text
+
+
 def execute(request: DecodeRequest, *, started_at: float | None = None) -> DecodeResult:
     """Decode one request; invalid input becomes a result with ``error``, never an exception."""
     t_start = time.perf_counter()
@@ -52,7 +59,11 @@ def execute(request: DecodeRequest, *, started_at: float | None = None) -> Decod
         config = build_config(request.strategy, request.params)
         loaded, cache_hit = load(request.model)
         ids = prompt_ids(loaded, request)
-        resources = {"tokenizer": loaded.tokenizer, "draft_model": None}
+        resources = {
+            "tokenizer": loaded.tokenizer,
+            "draft_model": None,
+            "stop": StopStrings(loaded.tokenizer, request.stop) if request.stop else None,
+        }
         if isinstance(config, SpeculativeConfig) and config.draft_model:
             resources["draft_model"] = load(config.draft_model, loaded.dtype, loaded.device)[0].model
     except ParamError as exc:
@@ -86,7 +97,7 @@ def execute(request: DecodeRequest, *, started_at: float | None = None) -> Decod
     outputs = [
         Output(
             index=i,
-            text=loaded.tokenizer.decode(seq.token_ids, skip_special_tokens=True, clean_up_tokenization_spaces=False),
+            text=output_text(loaded.tokenizer, seq.token_ids, seq.finish_reason, resources["stop"]),
             token_ids=[int(t) for t in seq.token_ids],
             finish_reason=seq.finish_reason,
             score=None if seq.score is None else float(seq.score),

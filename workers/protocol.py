@@ -40,6 +40,8 @@ MAX_PROMPT_CHARS = 8000
 MAX_PROMPT_TOKENS = 4096
 MAX_NEW_TOKENS = 1024
 MAX_SEED = 2**32 - 1
+MAX_STOP_STRINGS = 4
+MAX_STOP_CHARS = 64
 DEFAULT_MODEL = "smollm2-135m"
 FINISH_REASONS = ("eos", "length", "stop", "constraint")
 
@@ -72,6 +74,7 @@ class DecodeRequest:
     max_new_tokens: int = 64
     params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    stop: list[str] = field(default_factory=list)  # stop strings: finish_reason "stop"
     trace: bool = True  # compute per-token traces (logprob, entropy, top-5) after decoding
     # Correlation and timing, set by the web side; absent when run from the command line.
     run_id: str | None = None
@@ -118,6 +121,7 @@ def validate_request_fields(req: DecodeRequest) -> None:
         raise ParamError("chat", "must be true or false")
     validate_max_new_tokens(req.max_new_tokens)
     validate_seed(req.seed)
+    validate_stop(req.stop)
     if not isinstance(req.trace, bool):
         raise ParamError("trace", "must be true or false")
     check_model_config(req.model, build_config(req.strategy, req.params))
@@ -150,6 +154,16 @@ def validate_prompt(prompt: Any) -> str:
 def validate_max_new_tokens(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_NEW_TOKENS:
         raise ParamError("max_new_tokens", f"must be an integer between 1 and {MAX_NEW_TOKENS} (got {value!r})")
+    return value
+
+
+def validate_stop(value: Any) -> list[str]:
+    """Stop strings: an output ends once its text contains one (finish_reason "stop")."""
+    if not isinstance(value, list) or len(value) > MAX_STOP_STRINGS:
+        raise ParamError("stop", f"must be a list of at most {MAX_STOP_STRINGS} strings")
+    for s in value:
+        if not isinstance(s, str) or not 1 <= len(s) <= MAX_STOP_CHARS:
+            raise ParamError("stop", f"each stop string must be 1 to {MAX_STOP_CHARS} characters (got {s!r})")
     return value
 
 

@@ -11,7 +11,7 @@ from decodelab.api.pagination import DefaultPagination
 from decodelab.common.permissions import IsResearcher
 from decodelab.runs import selectors, services
 from decodelab.runs.serializers import ComparisonSerializer, RunSerializer
-from workers.protocol import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_SEED
+from workers.protocol import MAX_NEW_TOKENS, MAX_PROMPT_CHARS, MAX_SEED, MAX_STOP_CHARS, MAX_STOP_STRINGS
 from workers.strategies import STRATEGIES
 
 
@@ -27,6 +27,13 @@ class ComparisonCreateInput(serializers.Serializer):
     chat = serializers.BooleanField(required=False, default=True)
     max_new_tokens = serializers.IntegerField(required=False, default=64, min_value=1, max_value=MAX_NEW_TOKENS)
     model = serializers.CharField(required=False, allow_blank=True, default="")
+    stop = serializers.ListField(
+        child=serializers.CharField(max_length=MAX_STOP_CHARS, trim_whitespace=False),
+        required=False,
+        default=list,
+        max_length=MAX_STOP_STRINGS,
+        help_text="Stop strings: an output ends at the first one (finish_reason 'stop').",
+    )
     presets = PresetInputSerializer(many=True)
 
     def validate_prompt(self, value: str) -> str:

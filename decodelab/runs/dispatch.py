@@ -24,6 +24,7 @@ def build_request(run, *, attempt: int) -> DecodeRequest:
         prompt=comparison.prompt,
         chat=comparison.chat,
         max_new_tokens=comparison.max_new_tokens,
+        stop=list(comparison.stop or []),
         params=run.params,
         seed=run.seed,
         run_id=str(run.id),

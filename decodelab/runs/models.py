@@ -21,6 +21,7 @@ class Comparison(BaseModel):
     prompt = models.TextField()
     chat = models.BooleanField(default=True, help_text="Wrap the prompt in the model's chat template.")
     max_new_tokens = models.PositiveIntegerField()
+    stop = models.JSONField(default=list, blank=True, help_text="Stop strings: an output ends at the first one.")
     model = models.CharField(max_length=64)
 
     class Meta:

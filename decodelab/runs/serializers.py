@@ -46,6 +46,7 @@ class ComparisonSerializer(serializers.Serializer):
     prompt = serializers.CharField()
     chat = serializers.BooleanField()
     max_new_tokens = serializers.IntegerField()
+    stop = serializers.ListField(child=serializers.CharField())
     model = serializers.CharField()
     created_at = serializers.DateTimeField()
     status = serializers.SerializerMethodField()

@@ -22,6 +22,7 @@ from workers.protocol import (
     validate_max_new_tokens,
     validate_prompt,
     validate_seed,
+    validate_stop,
 )
 from workers.strategies import STRATEGIES, build_config
 
@@ -103,6 +104,7 @@ def comparison_create(
     max_new_tokens: Any = 64,
     chat: Any = True,
     model: Any = None,
+    stop: Any = None,
 ) -> Comparison:
     """Validate everything first; store the comparison and its runs; dispatch after commit.
 
@@ -111,6 +113,7 @@ def comparison_create(
     try:
         prompt = validate_prompt(prompt)
         max_new_tokens = validate_max_new_tokens(max_new_tokens)
+        stop = validate_stop([] if stop is None else stop)
     except ParamError as exc:
         raise ApplicationError(exc.message, field=exc.field) from exc
     if not isinstance(chat, bool):
@@ -118,7 +121,9 @@ def comparison_create(
     model = _validated_model(model)
     clean_presets = _validated_presets(presets, model)
 
-    comparison = Comparison(owner=owner, prompt=prompt, chat=chat, max_new_tokens=max_new_tokens, model=model)
+    comparison = Comparison(
+        owner=owner, prompt=prompt, chat=chat, max_new_tokens=max_new_tokens, model=model, stop=stop
+    )
     comparison.full_clean()
     comparison.save()
     runs = [Run(comparison=comparison, position=i, **preset) for i, preset in enumerate(clean_presets)]

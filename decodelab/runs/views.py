@@ -142,7 +142,7 @@ def comparison_list(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def comparison_new(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        form = {"prompt": "", "chat": True, "max_new_tokens": 64, "model": settings.DECODELAB_DEFAULT_MODEL}
+        form = {"prompt": "", "chat": True, "max_new_tokens": 64, "model": settings.DECODELAB_DEFAULT_MODEL, "stop": ""}
         rows = [_preset_row(str(i), i, p) for i, p in enumerate(DEFAULT_PRESETS)]
         return render(request, "runs/comparison_new.html", _form_context(form, rows, {}))
 
@@ -152,6 +152,7 @@ def comparison_new(request: HttpRequest) -> HttpResponse:
         "chat": post.get("chat") == "on",
         "max_new_tokens": post.get("max_new_tokens", ""),
         "model": post.get("model", ""),
+        "stop": post.get("stop", ""),
     }
     keys: list[str] = []
     presets: list[dict[str, Any]] = []
@@ -169,6 +170,7 @@ def comparison_new(request: HttpRequest) -> HttpResponse:
             chat=form["chat"],
             max_new_tokens=max_new_tokens,
             model=form["model"],
+            stop=[line for line in form["stop"].splitlines() if line],
             presets=presets,
         )
     except ApplicationError as exc:

@@ -68,3 +68,33 @@ def test_a_grammar_that_does_not_compile_fails_its_run_naming_the_field(live_sta
     bad, good = wait_finished(live_stack, created["id"])["runs"]
     assert bad["status"] == "failed" and bad["error_field"] == "params.regex", bad
     assert good["status"] == "succeeded"  # the worker serves the next run normally
+
+
+def test_stop_strings_end_the_outputs_of_every_strategy(live_stack):
+    strategies = [
+        {"strategy": "greedy"},
+        {"strategy": "sampling", "params": {"temperature": 0.7}, "seed": 1},
+        {"strategy": "beam", "params": {"num_beams": 2}},
+        {"strategy": "contrastive"},
+        {"strategy": "speculative", "params": {"proposer": "prompt_lookup"}},
+    ]
+    status, created = call(
+        live_stack,
+        "POST",
+        "/api/v1/comparisons/",
+        {
+            "prompt": "Write three short sentences about cats.",
+            "max_new_tokens": 64,
+            "stop": ["."],
+            "presets": strategies,
+        },
+    )
+    assert status == 201, created
+    runs = wait_finished(live_stack, created["id"], timeout=400)["runs"]
+    for run in runs:
+        assert run["status"] == "succeeded", run["error"]
+        out = run["outputs"][0]
+        assert out["finish_reason"] == "stop", (run["strategy"], out)
+        assert "." not in out["text"] and out["text"].strip()
+    greedy, *_, speculative = runs
+    assert speculative["outputs"][0]["token_ids"] == greedy["outputs"][0]["token_ids"]

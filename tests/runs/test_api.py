@@ -61,6 +61,8 @@ def test_create_returns_the_comparison_with_queued_runs_and_dispatches_them(
         ),
         ({"presets": [{"strategy": "sampling", "params": {"temperature": 0}}]}, "presets[0].params.temperature", "> 0"),
         ({"presets": [{"strategy": "greedy"}] * 9}, "presets", "at most 8"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "4"),
+        ({"stop": ["x" * 65]}, "stop[0]", "64"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field_and_nothing_is_stored_or_dispatched(

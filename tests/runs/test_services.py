@@ -1,3 +1,4 @@
+import base64
 import json
 
 import pytest
@@ -21,7 +22,12 @@ def test_comparison_create_stores_runs_and_dispatches_each_to_the_model_queue_af
 ):
     with django_capture_on_commit_callbacks(execute=True):
         comparison = services.comparison_create(
-            owner=researcher.user, prompt="The capital of France is", presets=PRESETS, max_new_tokens=12, chat=False
+            owner=researcher.user,
+            prompt="The capital of France is",
+            presets=PRESETS,
+            max_new_tokens=12,
+            chat=False,
+            stop=["\n\n"],
         )
     runs = list(comparison.runs.order_by("position"))
     assert [r.strategy for r in runs] == ["greedy", "beam"]
@@ -35,6 +41,8 @@ def test_comparison_create_stores_runs_and_dispatches_each_to_the_model_queue_af
     assert tasks == {"workers.decode"}
     ids = {m["headers"]["id"] for m in messages}
     assert ids == {f"{r.id}:1" for r in runs}
+    [request], _kwargs, _embed = json.loads(base64.b64decode(messages[0]["body"]))
+    assert request["stop"] == ["\n\n"] and request["max_new_tokens"] == 12 and request["model"] == "smollm2-135m"
 
 
 @pytest.mark.django_db
@@ -64,6 +72,8 @@ def test_comparison_create_stores_runs_and_dispatches_each_to_the_model_queue_af
         ),
         ({"presets": []}, "presets", "at least one"),
         ({"model": "gpt-5"}, "model", "unknown model"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "at most 4"),
+        ({"stop": ["x" * 65]}, "stop", "1 to 64 characters"),
     ],
 )
 def test_invalid_input_names_the_field_and_stores_and_dispatches_nothing(

@@ -3,7 +3,7 @@
 A decoder is a plain function, callable from a notebook with no Django and no Celery:
 
     decode(model, input_ids, config, *, max_new_tokens, eos_token_ids, generator,
-           on_first_token, tokenizer=None, draft_model=None) -> list[GeneratedSequence]
+           on_first_token, tokenizer=None, draft_model=None, stop=None) -> list[GeneratedSequence]
 
 - ``model``: a transformers causal LM in eval mode (the caller holds ``torch.inference_mode``).
 - ``input_ids``: ``[1, prompt_len]`` LongTensor on the model's device.
@@ -16,12 +16,19 @@ A decoder is a plain function, callable from a notebook with no Django and no Ce
   decoding builds its grammar matcher from it); others ignore it.
 - ``draft_model``: the loaded draft model for speculative decoding with a draft proposer;
   others ignore it.
+- ``stop``: a ``workers.decoders.stopping.StopStrings`` or None. Every decoder honours it: a
+  sequence (row, beam, hypothesis) whose new tokens' text gains a stop string ends at the token
+  that completed it, that token included, with finish reason ``"stop"``, exactly as if it had
+  been an end-of-sequence token (beam searches score it as an eos hypothesis); eos wins when
+  the same token is both. The text is cut before the stop string by the caller
+  (``StopStrings.cut``), not here. With ``stop=None`` nothing changes.
 
 Ranked strategies (greedy, beam) return sequences best first; sampling returns its samples in
 draw order. ``token_ids`` holds the new tokens only (not the prompt), including the
-end-of-sequence token when one was generated. ``score`` depends on the strategy: greedy, the
-sum of the chosen tokens' log-probabilities; sampling, that sum under the warped distribution
-sampled from; beam, transformers' length-penalised ``sequences_scores``.
+end-of-sequence token when one was generated (or the token that completed a stop string).
+``score`` depends on the strategy: greedy, the sum of the chosen tokens' log-probabilities;
+sampling, that sum under the warped distribution sampled from; beam, transformers'
+length-penalised ``sequences_scores``.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from typing import Any, Protocol
 
 import torch
 
+from workers.decoders.stopping import StopStrings
 from workers.strategies import StrategyConfig
 
 
@@ -62,6 +70,7 @@ class DecodeFn(Protocol):
         on_first_token: Callable[[], None] = ...,
         tokenizer: Any = None,
         draft_model: Any = None,
+        stop: StopStrings | None = None,
     ) -> list[GeneratedSequence]: ...
 
 

@@ -38,6 +38,15 @@ State: ``B`` running beams (tokens, summed log-probability) and ``B`` finished s
       ``max_new_tokens`` instead. Any slot still empty keeps improvement possible.
    h. Stop when improvement is impossible, or (``early_stopping is True``) all ``B`` slots
       are finished, or every candidate hit a stopping criterion (``max_new_tokens`` reached).
+Stop strings (``stop``, ``workers.decoders.stopping``): a candidate whose tokens complete a
+stop string hits a stopping criterion exactly like an eos candidate (step c: it cannot run on,
+it is admitted as a finished hypothesis with the same score if it ranks among the first
+``B``, and its finish reason is ``"stop"``). Only then, step b may keep more than ``K``
+candidates: the candidates are checked best first, and ``K`` is doubled (and the top-k
+taken again) until at least ``B`` of them do not hit, so that ``B`` beams always run on;
+candidates ranked after the ``B``-th that does not hit are neither checked nor used.
+Without stop strings nothing of the above changes.
+
 3. Return the first ``num_return_sequences`` slots (they are sorted best first); ``score``
    is the length-penalised score above, which is transformers' ``sequences_scores``.
 
@@ -58,6 +67,7 @@ import torch
 
 from workers.decoders import greedy, kv
 from workers.decoders.base import GeneratedSequence, no_op
+from workers.decoders.stopping import StopStrings
 from workers.strategies import BeamConfig, GreedyConfig
 
 NEG_INF = -1.0e9  # transformers' "very large negative" score for masked beams
@@ -72,6 +82,7 @@ def decode(
     eos_token_ids: Sequence[int],
     generator: torch.Generator | None = None,
     on_first_token: Callable[[], None] = no_op,
+    stop: StopStrings | None = None,
     **_resources: Any,  # tokenizer, draft_model: not used here
 ) -> list[GeneratedSequence]:
     """Beam-search ``input_ids`` (``[1, prompt_len]``); return the ``num_return_sequences`` best."""
@@ -92,6 +103,7 @@ def decode(
             max_new_tokens=max_new_tokens,
             eos_token_ids=eos_token_ids,
             on_first_token=on_first_token,
+            stop=stop,
         )
         best.score = best.score / (len(best.token_ids) ** length_penalty)
         return [best]
@@ -114,6 +126,7 @@ def decode(
         finished_lengths = torch.zeros(num_beams, dtype=torch.long, device=device)  # [B]
         finished_scores = torch.full((num_beams,), NEG_INF, dtype=torch.float, device=device)  # [B]
         is_finished = torch.zeros(num_beams, dtype=torch.bool, device=device)  # [B]
+        finished_stopped = torch.zeros(num_beams, dtype=torch.bool, device=device)  # [B] ended by a stop string
         improvement_possible = True  # not is_early_stop_heuristic satisfied (sticky)
 
         cache = kv.new_cache(model)
@@ -129,16 +142,38 @@ def decode(
             log_probs = log_probs + running_scores[:, None]  # [B, vocab]
             flat = log_probs.reshape(1, -1)  # [1, B * vocab]
 
-            # b. top-K continuations over all beams.
-            topk_scores, topk_indices = torch.topk(flat, k=beams_to_keep)  # [1, K] each
-            topk_scores, topk_indices = topk_scores[0], topk_indices[0]  # [K]
-            parent = topk_indices // vocab_size  # [K] index of the beam each candidate extends
-            new_token = topk_indices % vocab_size  # [K]
-            cand_tokens = running_tokens[parent]  # [K, T] (a copy)
-            cand_tokens[:, step] = new_token
+            # b. top-K continuations over all beams (K grows only for stop strings, see above).
+            n_keep = beams_to_keep
+            need_running = generated_len < max_new_tokens  # on the last step every candidate stops
+            while True:
+                topk_scores, topk_indices = torch.topk(flat, k=n_keep)  # [1, K] each
+                topk_scores, topk_indices = topk_scores[0], topk_indices[0]  # [K]
+                parent = topk_indices // vocab_size  # [K] index of the beam each candidate extends
+                new_token = topk_indices % vocab_size  # [K]
+                cand_tokens = running_tokens[parent]  # [K, T] (a copy)
+                cand_tokens[:, step] = new_token
 
-            # c. stopping criteria per candidate: eos, or the length budget is spent.
-            hits_stop = torch.isin(new_token, eos_ids)  # [K]
+                # c. stopping criteria per candidate: eos, a stop string, or the length budget is spent.
+                hits_stop = torch.isin(new_token, eos_ids)  # [K]
+                cand_stopped = torch.zeros_like(hits_stop)  # [K] completed a stop string (and is not eos)
+                if stop is None:
+                    break
+                n_running = 0  # candidates so far that can run on
+                for rank in range(n_keep):
+                    if rank >= num_beams and (n_running >= num_beams or not need_running):
+                        hits_stop[rank:] = True  # unchecked: ranked below B runnable ones, never used
+                        break
+                    if not bool(hits_stop[rank]) and stop.hit(cand_tokens[rank, :generated_len].tolist()):
+                        cand_stopped[rank] = True
+                        hits_stop[rank] = True
+                    n_running += int(not bool(hits_stop[rank]))
+                if n_running >= num_beams or not need_running or n_keep == flat.shape[1]:
+                    break
+                n_keep = min(2 * n_keep, flat.shape[1])
+            top_mask = top_num_beam_mask
+            if n_keep != beams_to_keep:
+                top_mask = torch.zeros(n_keep, dtype=torch.bool, device=device)  # [K]
+                top_mask[:num_beams] = True
             if generated_len >= max_new_tokens:
                 hits_stop = torch.ones_like(hits_stop)
 
@@ -150,7 +185,7 @@ def decode(
             beam_idx = parent[next_idx]  # [B] cache row each new beam continues
 
             # e. admit new finished hypotheses (among the top B candidates only).
-            just_finished = hits_stop & top_num_beam_mask  # [K]
+            just_finished = hits_stop & top_mask  # [K]
             penalised = topk_scores / (generated_len**length_penalty)  # [K]
             slots_full = bool(is_finished.all()) and early_stopping is True
             penalised = penalised + float(slots_full) * NEG_INF
@@ -160,10 +195,11 @@ def decode(
             keep = torch.topk(merged_scores, k=num_beams)[1]  # [B]
             finished_tokens = torch.cat((finished_tokens, cand_tokens))[keep]  # [B, T]
             finished_lengths = torch.cat(
-                (finished_lengths, torch.full((beams_to_keep,), generated_len, dtype=torch.long, device=device))
+                (finished_lengths, torch.full((n_keep,), generated_len, dtype=torch.long, device=device))
             )[keep]  # [B]
             finished_scores = merged_scores[keep]  # [B]
             is_finished = torch.cat((is_finished, just_finished))[keep]  # [B]
+            finished_stopped = torch.cat((finished_stopped, cand_stopped))[keep]  # [B]
 
             if step == 0:
                 on_first_token()
@@ -188,7 +224,10 @@ def decode(
     for slot in range(n_return):
         length = int(finished_lengths[slot])
         token_ids = finished_tokens[slot, :length].tolist()
-        finish_reason = "eos" if token_ids and token_ids[-1] in eos_list else "length"
+        if token_ids and token_ids[-1] in eos_list:
+            finish_reason = "eos"
+        else:
+            finish_reason = "stop" if bool(finished_stopped[slot]) else "length"
         out.append(
             GeneratedSequence(token_ids=token_ids, finish_reason=finish_reason, score=float(finished_scores[slot]))
         )

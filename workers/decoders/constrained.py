@@ -31,7 +31,12 @@ XGrammar and transformers' own ``PrefixConstrainedLogitsProcessor``):
    - ``"constraint"``: after its last token the matcher is stopped -- the output is complete
      and nothing but eos could follow -- so decoding ends there without spending a forward
      pass on the forced eos (``token_ids`` then holds no eos);
-   - ``"length"``: ``max_new_tokens`` tokens without either (the output is usually
+   - ``"stop"``: its last token completed one of the ``stop`` strings
+     (``workers.decoders.stopping``); the token is kept (and consumed by the matcher). A
+     stop string wins over ``"constraint"`` when the same token does both (eos wins over
+     both). ``valid`` is then checked on the text cut before the stop string
+     (``StopStrings.cut``), the text the caller returns;
+   - ``"length"``: ``max_new_tokens`` tokens without any of these (the output is usually
      incomplete and ``valid`` false).
 
 Beam search (``decoding="beam"``, ``B = num_beams``): a plain beam search whose beams each
@@ -88,6 +93,7 @@ import torch
 from workers import grammar
 from workers.decoders import kv, logits
 from workers.decoders.base import GeneratedSequence, no_op
+from workers.decoders.stopping import StopStrings
 from workers.grammar import CompiledGrammar, GrammarError, Uncheckable
 from workers.strategies import ConstrainedConfig, ParamError
 
@@ -179,14 +185,18 @@ def _record(row: _Row, token: int, step: _Step, logprob: float) -> None:
     row.mask_ms.append(step.mask_ms)
 
 
-def _consume(row: _Row, token: int, compiled: CompiledGrammar, eos: set[int], last_step: bool) -> None:
-    """Advance ``row``'s matcher past ``token`` and set its finish reason if it is done."""
+def _consume(
+    row: _Row, token: int, compiled: CompiledGrammar, eos: set[int], last_step: bool, stop: StopStrings | None
+) -> None:
+    """Advance ``row``'s matcher past ``token`` (already recorded) and set its finish reason if it is done."""
     if token in eos:
         row.finish_reason = "eos"
         return
     if not row.matcher.consume_token(token):
         raise GrammarError(compiled.field, f"while decoding: {grammar.error_text(row.matcher.get_error())}")
-    if row.matcher.is_stopped():
+    if stop is not None and stop.hit(row.tokens):
+        row.finish_reason = "stop"
+    elif row.matcher.is_stopped():
         row.finish_reason = "constraint"
     elif last_step:
         row.finish_reason = "length"
@@ -210,6 +220,7 @@ def decode(
     generator: torch.Generator | None = None,
     on_first_token: Callable[[], None] = no_op,
     tokenizer: Any = None,
+    stop: StopStrings | None = None,
     **_resources: Any,  # draft_model: not used here
 ) -> list[GeneratedSequence]:
     """Decode ``input_ids`` (``[1, prompt_len]``) under ``config``'s constraint.
@@ -237,12 +248,24 @@ def decode(
         first_logits = kv.forward_last_logits(model, input_ids, cache)  # [1, V]
         assert first_logits.shape[-1] == width, f"logits width {first_logits.shape[-1]} != lm_head rows {width}"
         if config.decoding == "beam":
-            rows = _beam(model, cache, first_logits, config, compiled, masker, eos, max_new_tokens, on_first_token)
+            rows = _beam(
+                model, cache, first_logits, config, compiled, masker, eos, max_new_tokens, on_first_token, stop
+            )
         else:
             rows = _ancestral(
-                model, cache, first_logits, config, compiled, masker, eos, max_new_tokens, generator, on_first_token
+                model,
+                cache,
+                first_logits,
+                config,
+                compiled,
+                masker,
+                eos,
+                max_new_tokens,
+                generator,
+                on_first_token,
+                stop,
             )
-    return [_output(row, config, compiled, tokenizer, eos) for row in rows]
+    return [_output(row, config, compiled, tokenizer, eos, stop) for row in rows]
 
 
 def _ancestral(
@@ -256,6 +279,7 @@ def _ancestral(
     max_new_tokens: int,
     generator: torch.Generator | None,
     on_first_token: Callable[[], None],
+    stop: StopStrings | None = None,
 ) -> list[_Row]:
     """Greedy (one row) or sampling (``num_return_sequences`` rows): one token per live row per step.
 
@@ -287,7 +311,7 @@ def _ancestral(
         for i, r in enumerate(live):
             token = int(chosen[i])
             _record(rows[r], token, steps[i], float(chosen_logprob[i]))
-            _consume(rows[r], token, compiled, eos, last_step)
+            _consume(rows[r], token, compiled, eos, last_step, stop)
         if step == 0:
             on_first_token()
 
@@ -312,6 +336,7 @@ def _beam(
     eos: set[int],
     max_new_tokens: int,
     on_first_token: Callable[[], None],
+    stop: StopStrings | None = None,
 ) -> list[_Row]:
     """Beam search with one matcher per beam (see the module docstring); best first."""
     num_beams = config.num_beams
@@ -340,7 +365,7 @@ def _beam(
             parent, token = divmod(int(top_idx[rank]), vocab)
             child = running[parent].fork()
             _record(child, token, steps[parent], float(logprobs[parent, token]))
-            _consume(child, token, compiled, eos, last_step)
+            _consume(child, token, compiled, eos, last_step, stop)
             if child.finish_reason is None:
                 if len(new_running) < num_beams:
                     new_running.append(child)
@@ -370,11 +395,18 @@ def _beam(
 
 
 def _output(
-    row: _Row, config: ConstrainedConfig, compiled: CompiledGrammar, tokenizer: Any, eos: set[int]
+    row: _Row,
+    config: ConstrainedConfig,
+    compiled: CompiledGrammar,
+    tokenizer: Any,
+    eos: set[int],
+    stop: StopStrings | None = None,
 ) -> GeneratedSequence:
     assert row.finish_reason is not None, "every returned row is finished"
     body = row.tokens[:-1] if row.finish_reason == "eos" else row.tokens
     text = tokenizer.decode(body, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    if row.finish_reason == "stop" and stop is not None:
+        text = stop.cut(text)  # what the caller returns
     try:
         valid: bool | None = grammar.check_valid(config, text, tokenizer=compiled.tokenizer)
     except Uncheckable:

@@ -23,8 +23,9 @@ contrastive search in core; transformers 5 moved it out), with its default batch
    d. The chosen candidate's token is appended, its hidden state joins the context, its cache
       row is kept (``DynamicCache.batch_select_indices``) and its logits become the current ones,
       so no further forward is needed for it.
-   e. Stop at one of ``eos_token_ids`` (kept, finish reason ``"eos"``) or after
-      ``max_new_tokens`` tokens (``"length"``).
+   e. Stop at one of ``eos_token_ids`` (kept, finish reason ``"eos"``), at a token that
+      completes one of the ``stop`` strings (kept, ``"stop"``; ``workers.decoders.stopping``)
+      or after ``max_new_tokens`` tokens (``"length"``).
    Every step thus costs one forward over ``k`` rows; the prompt is prefilled once.
 
 The arithmetic of step c (normalise, ``matmul`` of the repeated context with the candidates,
@@ -54,6 +55,7 @@ import torch
 
 from workers.decoders import greedy, kv
 from workers.decoders.base import GeneratedSequence, no_op
+from workers.decoders.stopping import StopStrings
 from workers.strategies import ContrastiveConfig, GreedyConfig
 
 
@@ -66,6 +68,7 @@ def decode(
     eos_token_ids: Sequence[int],
     generator: torch.Generator | None = None,
     on_first_token: Callable[[], None] = no_op,
+    stop: StopStrings | None = None,
     **_resources: Any,  # tokenizer, draft_model: not used here
 ) -> list[GeneratedSequence]:
     """Contrastive-search one continuation of ``input_ids`` (``[1, prompt_len]``)."""
@@ -80,6 +83,7 @@ def decode(
             max_new_tokens=max_new_tokens,
             eos_token_ids=eos_token_ids,
             on_first_token=on_first_token,
+            stop=stop,
         )
     return [
         search(
@@ -90,6 +94,7 @@ def decode(
             max_new_tokens=max_new_tokens,
             eos_token_ids=eos_token_ids,
             on_first_token=on_first_token,
+            stop=stop,
         )
     ]
 
@@ -138,6 +143,7 @@ def search(
     max_new_tokens: int,
     eos_token_ids: Sequence[int],
     on_first_token: Callable[[], None] = no_op,
+    stop: StopStrings | None = None,
 ) -> GeneratedSequence:
     """The contrastive search loop (any ``penalty_alpha`` in [0, 1], ``top_k >= 1``)."""
     kv.check_prompt(input_ids, max_new_tokens)
@@ -186,6 +192,9 @@ def search(
             # e. stop at eos or when the budget is spent.
             if token in eos:
                 finish_reason = "eos"
+                break
+            if stop is not None and stop.hit(tokens):
+                finish_reason = "stop"
                 break
 
     penalties = [info["degeneration_penalty"] for info in token_info]

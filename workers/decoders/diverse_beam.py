@@ -40,6 +40,13 @@ group a list of at most ``S`` finished hypotheses (``BeamHypotheses``) with a ``
    hypotheses are pooled and the ``num_return_sequences`` best are returned (Python's stable
    ``sorted`` then ``pop``, so among equal scores the later one wins, as in transformers).
 
+Stop strings (``stop``, ``workers.decoders.stopping``): in step d a candidate whose tokens
+complete a stop string is treated exactly like an eos candidate (a hypothesis with the same
+score if it ranks among the group's first ``S``, dropped otherwise, never a running beam), with
+finish reason ``"stop"``. Only then, when fewer than ``S`` of the ``K`` candidates can run on,
+``K`` is doubled and step c taken again, so that ``S`` beams always run on. Without stop
+strings nothing changes.
+
 Hypothesis scores and the done test are Python floats (double precision), as in transformers;
 ``score`` is that value rounded to float32, which is generate's ``sequences_scores``. Each
 output's ``group`` says which group found it.
@@ -69,6 +76,7 @@ import torch
 
 from workers.decoders import beam, kv
 from workers.decoders.base import GeneratedSequence, no_op
+from workers.decoders.stopping import StopStrings
 from workers.strategies import BeamConfig, DiverseBeamConfig
 
 NEG_INF = -1.0e9  # transformers' initial score of the beams a group does not expand yet
@@ -124,6 +132,7 @@ def decode(
     eos_token_ids: Sequence[int],
     generator: torch.Generator | None = None,
     on_first_token: Callable[[], None] = no_op,
+    stop: StopStrings | None = None,
     **_resources: Any,  # tokenizer, draft_model: not used here
 ) -> list[GeneratedSequence]:
     """Diverse-beam-search ``input_ids`` (``[1, prompt_len]``); return the n-best over all groups."""
@@ -147,6 +156,7 @@ def decode(
             max_new_tokens=max_new_tokens,
             eos_token_ids=eos_token_ids,
             on_first_token=on_first_token,
+            stop=stop,
         )
         for seq in out:
             seq.group = 0
@@ -163,6 +173,7 @@ def decode(
         max_new_tokens=max_new_tokens,
         eos_token_ids=[int(i) for i in eos_token_ids],
         on_first_token=on_first_token,
+        stop=stop,
     )
     # BeamSearchScorer.finalize: pool every group's hypotheses, stable sort, pop the best.
     ranked = sorted(hypotheses, key=lambda h: h.score)
@@ -193,6 +204,7 @@ def _search(
     eos_token_ids: list[int],
     on_first_token: Callable[[], None],
     best_running_only: bool = False,
+    stop: StopStrings | None = None,
 ) -> list[_Hypothesis]:
     """The group beam search loop; returns every group's finished hypotheses, group by group.
 
@@ -241,41 +253,55 @@ def _search(
                 if diversity_penalty > 0.0 and g > 0:
                     frequency = torch.bincount(current_tokens[:lo], minlength=vocab_size)  # [vocab]
                     log_probs = log_probs - diversity_penalty * frequency
-                # c. top-K continuations of the group.
+                # c. top-K continuations of the group (K grows only for stop strings, see above).
                 scores = log_probs + beam_scores[lo:hi, None]  # [S, vocab]
-                top_scores, top_indices = torch.topk(
-                    scores.view(1, group_size * vocab_size), candidates_per_group, dim=1, largest=True, sorted=True
-                )  # [1, K] each
-                top_scores, top_indices = top_scores[0], top_indices[0]  # [K]
-                parents = torch.div(top_indices, vocab_size, rounding_mode="floor")  # [K] beam within the group
-                new_tokens = top_indices % vocab_size  # [K]
+                n_keep = candidates_per_group
+                while True:
+                    top_scores, top_indices = torch.topk(
+                        scores.view(1, group_size * vocab_size), n_keep, dim=1, largest=True, sorted=True
+                    )  # [1, K] each
+                    top_scores, top_indices = top_scores[0], top_indices[0]  # [K]
+                    parents = torch.div(top_indices, vocab_size, rounding_mode="floor")  # [K] beam within the group
+                    new_tokens = top_indices % vocab_size  # [K]
 
-                # d. BeamSearchScorer.process: eos candidates become hypotheses, the others beams.
-                next_scores = torch.zeros(group_size, dtype=top_scores.dtype, device=device)  # [S]
-                next_tokens = torch.zeros(group_size, dtype=torch.long, device=device)  # [S]
-                next_parents = torch.zeros(group_size, dtype=torch.long, device=device)  # [S]
-                filled = 0
-                for rank, (token, parent) in enumerate(zip(new_tokens.tolist(), parents.tolist(), strict=True)):
-                    if token in eos_set:
-                        if rank >= group_size:  # an eos outside the group's top S is not admitted
-                            continue
-                        sum_logprobs = top_scores[rank].item()
-                        groups[g].add(
-                            _Hypothesis(
-                                score=sum_logprobs / (generated_len**length_penalty),
-                                token_ids=[*tokens[lo + parent, :step].tolist(), token],
-                                group=g,
-                                finish_reason="eos",
+                    # d. BeamSearchScorer.process: eos (and stop-string) candidates become hypotheses,
+                    # the others beams.
+                    next_scores = torch.zeros(group_size, dtype=top_scores.dtype, device=device)  # [S]
+                    next_tokens = torch.zeros(group_size, dtype=torch.long, device=device)  # [S]
+                    next_parents = torch.zeros(group_size, dtype=torch.long, device=device)  # [S]
+                    new_hypotheses: list[_Hypothesis] = []
+                    filled = 0
+                    for rank, (token, parent) in enumerate(zip(new_tokens.tolist(), parents.tolist(), strict=True)):
+                        reason = None
+                        if token in eos_set:
+                            reason = "eos"
+                        elif stop is not None and stop.hit([*tokens[lo + parent, :step].tolist(), token]):
+                            reason = "stop"
+                        if reason is not None:
+                            if rank >= group_size:  # an eos outside the group's top S is not admitted
+                                continue
+                            sum_logprobs = top_scores[rank].item()
+                            new_hypotheses.append(
+                                _Hypothesis(
+                                    score=sum_logprobs / (generated_len**length_penalty),
+                                    token_ids=[*tokens[lo + parent, :step].tolist(), token],
+                                    group=g,
+                                    finish_reason=reason,
+                                )
                             )
-                        )
-                    else:
-                        next_scores[filled] = top_scores[rank]
-                        next_tokens[filled] = token
-                        next_parents[filled] = parent
-                        filled += 1
-                    if filled == group_size:
+                        else:
+                            next_scores[filled] = top_scores[rank]
+                            next_tokens[filled] = token
+                            next_parents[filled] = parent
+                            filled += 1
+                        if filled == group_size:
+                            break
+                    if filled == group_size or n_keep == group_size * vocab_size:
                         break
-                assert filled == group_size, "K candidates always hold S that do not end in eos"
+                    n_keep = min(2 * n_keep, group_size * vocab_size)  # stop strings took too many
+                for hypothesis in new_hypotheses:
+                    groups[g].add(hypothesis)
+                assert filled == group_size, "K candidates always hold S that do not end in eos or a stop string"
                 best_sum = next_scores[0].item() if best_running_only else top_scores.max().item()
                 done[g] = done[g] or groups[g].is_done(best_sum, generated_len)
 

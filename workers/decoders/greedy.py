@@ -6,9 +6,10 @@ Algorithm (transformers 5.23 ``GenerationMixin._sample`` with ``do_sample=False`
 1. Prefill: run the prompt ``[1, prompt_len]`` once through the model, filling a KV cache;
    keep the float32 logits of the last position.
 2. Choose ``torch.argmax(logits, dim=-1)`` (the first index on ties, as in transformers).
-3. Stop if the token is one of ``eos_token_ids`` (it is kept, finish reason ``"eos"``) or
-   ``max_new_tokens`` tokens have been produced (finish reason ``"length"``); otherwise feed
-   the token alone (one forward, KV cache) and go to 2.
+3. Stop if the token is one of ``eos_token_ids`` (it is kept, finish reason ``"eos"``), if
+   it completed one of the ``stop`` strings (kept, ``"stop"``; see
+   ``workers.decoders.stopping``) or ``max_new_tokens`` tokens have been produced (finish
+   reason ``"length"``); otherwise feed the token alone (one forward, KV cache) and go to 2.
 
 No logits processor is applied: with the settings DecodeLab passes, ``generate``'s processor
 list for greedy search is empty.
@@ -27,6 +28,7 @@ import torch
 
 from workers.decoders import kv
 from workers.decoders.base import GeneratedSequence, no_op
+from workers.decoders.stopping import StopStrings
 from workers.strategies import StrategyConfig
 
 
@@ -39,6 +41,7 @@ def decode(
     eos_token_ids: Sequence[int],
     generator: torch.Generator | None = None,
     on_first_token: Callable[[], None] = no_op,
+    stop: StopStrings | None = None,
     **_resources: Any,  # tokenizer, draft_model: not used here
 ) -> list[GeneratedSequence]:
     """Greedy-decode one continuation of ``input_ids`` (``[1, prompt_len]``)."""
@@ -61,6 +64,9 @@ def decode(
                 on_first_token()
             if token in eos:
                 finish_reason = "eos"
+                break
+            if stop is not None and stop.hit(tokens):
+                finish_reason = "stop"
                 break
             if step + 1 == max_new_tokens:
                 break

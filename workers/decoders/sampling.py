@@ -14,7 +14,9 @@ Algorithm (transformers 5.23 ``GenerationMixin._sample`` with ``do_sample=True``
    filler token (the first eos id, as ``generate`` feeds its pad token) and its draws are
    discarded, but it stays in the batch so that every step consumes the generator exactly
    as ``generate`` consumes the global RNG. The loop ends when every row is finished or after
-   ``max_new_tokens`` steps.
+   ``max_new_tokens`` steps. A row whose new token completes one of the ``stop`` strings
+   (``workers.decoders.stopping``) is finished the same way, with finish reason ``"stop"``
+   (eos wins when the token is both).
 
 Consequence: with ``torch.manual_seed(s)`` before ``model.generate(do_sample=True,
 num_return_sequences=n, ...)`` and ``generator=torch.Generator().manual_seed(s)`` here, the
@@ -36,6 +38,7 @@ import torch
 
 from workers.decoders import kv, logits
 from workers.decoders.base import GeneratedSequence, no_op
+from workers.decoders.stopping import StopStrings
 from workers.strategies import SamplingConfig
 
 
@@ -48,6 +51,7 @@ def decode(
     eos_token_ids: Sequence[int],
     generator: torch.Generator,
     on_first_token: Callable[[], None] = no_op,
+    stop: StopStrings | None = None,
     **_resources: Any,  # tokenizer, draft_model: not used here
 ) -> list[GeneratedSequence]:
     """Sample ``config.num_return_sequences`` continuations of ``input_ids`` (``[1, prompt_len]``)."""
@@ -76,6 +80,7 @@ def decode(
         lengths = torch.zeros(n, dtype=torch.long, device=device)  # [n] tokens kept per row
         unfinished = torch.ones(n, dtype=torch.bool, device=device)  # [n]
         scores = torch.zeros(n, dtype=torch.float32, device=device)  # [n] sum of warped log-probs
+        stopped = [False] * n  # rows ended by a stop string
 
         for step in range(max_new_tokens):
             warped = logits.process(
@@ -98,6 +103,11 @@ def decode(
             if step == 0:
                 on_first_token()
             unfinished &= ~torch.isin(drawn, eos_ids)
+            if stop is not None:
+                for row in torch.nonzero(unfinished).flatten().tolist():
+                    if stop.hit(generated[row, : int(lengths[row])].tolist()):
+                        stopped[row] = True
+                        unfinished[row] = False
             if step + 1 == max_new_tokens or not bool(unfinished.any()):
                 break
             feed = torch.where(unfinished, drawn, filler)  # [n]
@@ -108,6 +118,7 @@ def decode(
     for row in range(n):
         length = int(lengths[row])
         token_ids = generated[row, :length].tolist()
-        finish_reason = "eos" if token_ids and token_ids[-1] in eos_list else "length"
+        ended_by_eos = bool(token_ids) and token_ids[-1] in eos_list
+        finish_reason = "eos" if ended_by_eos else ("stop" if stopped[row] else "length")
         out.append(GeneratedSequence(token_ids=token_ids, finish_reason=finish_reason, score=float(scores[row])))
     return out

@@ -20,6 +20,11 @@ Sampling"; transformers 5.23 ``GenerationMixin._assisted_decoding``):
      cropped by ``k - n`` so it holds exactly the accepted tokens.
 3. Tokens are emitted one by one: the loop stops at the first eos even inside an accepted
    draft (the rest of the step is dropped) and never emits more than ``max_new_tokens``.
+   Likewise at the first token that completes one of the ``stop`` strings
+   (``workers.decoders.stopping``; checked after every emitted token, the first one
+   included): that token is kept, nothing after it is emitted, finish reason ``"stop"``
+   (``"eos"`` if the token is also an eos id). With greedy verification the output is then
+   greedy decoding's with the same stop strings.
 
 Verification:
 
@@ -86,6 +91,7 @@ import torch
 from workers.decoders import kv, logits
 from workers.decoders.base import GeneratedSequence, no_op
 from workers.decoders.proposers import Draft, DraftModelProposer, PromptLookupProposer, new_rollback_cache, rollback
+from workers.decoders.stopping import StopStrings
 from workers.strategies import SpeculativeConfig
 
 
@@ -189,6 +195,7 @@ def decode(
     generator: torch.Generator,
     on_first_token: Callable[[], None] = no_op,
     draft_model: Any = None,
+    stop: StopStrings | None = None,
     **_resources: Any,  # tokenizer: not used here
 ) -> list[GeneratedSequence]:
     """Speculatively decode one continuation of ``input_ids`` (``[1, prompt_len]``)."""
@@ -217,6 +224,7 @@ def decode(
         labels = ["target"]
         score = first.log_probs[0]
         on_first_token()
+        stopped = tokens[-1] not in eos and stop is not None and stop.hit(tokens)
 
         proposer: PromptLookupProposer | DraftModelProposer
         if config.proposer == "prompt_lookup":
@@ -240,7 +248,7 @@ def decode(
         prompt = input_ids[0].tolist()
         drafted = accepted = verification_steps = 0
 
-        while tokens[-1] not in eos and len(tokens) < max_new_tokens:
+        while not stopped and tokens[-1] not in eos and len(tokens) < max_new_tokens:
             remaining = max_new_tokens - len(tokens)
             draft: Draft = proposer.propose(prompt + tokens, remaining - 1)
             k = len(draft.tokens)
@@ -265,8 +273,11 @@ def decode(
                 accepted += int(i < step.accepted)
                 if token in eos:
                     break
+                if stop is not None and stop.hit(tokens):
+                    stopped = True
+                    break
 
-    finish_reason = "eos" if tokens[-1] in eos else "length"
+    finish_reason = "eos" if tokens[-1] in eos else ("stop" if stopped else "length")
     metrics = {
         "drafted": drafted,
         "accepted": accepted,

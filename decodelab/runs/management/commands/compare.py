@@ -45,6 +45,7 @@ class Command(BaseCommand):
             help="a parameter for one strategy, e.g. beam.num_beams=4 (repeatable)",
         )
         parser.add_argument("--max-new-tokens", type=int, default=64)
+        parser.add_argument("--stop", action="append", default=[], help="a stop string (repeatable)")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--model", default="")
         parser.add_argument("--no-chat", action="store_true", help="send the raw prompt, without the chat template")
@@ -63,6 +64,7 @@ class Command(BaseCommand):
                 max_new_tokens=opts["max_new_tokens"],
                 chat=not opts["no_chat"],
                 model=opts["model"],
+                stop=opts["stop"],
             )
         except ApplicationError as exc:
             raise CommandError(f"{exc.field}: {exc.message}" if exc.field else exc.message) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -44,8 +45,6 @@ def preset_label(strategy: str, params: dict[str, Any], defaults: dict[str, Any]
 
 def _defaults(cls: type) -> dict[str, Any]:
     """A config class's defaults, for labels; some configs need a value to construct at all."""
-    import dataclasses
-
     return {f.name: f.default for f in dataclasses.fields(cls)}
 
 
@@ -209,6 +208,4 @@ def run_store_result(*, result: dict[str, Any]) -> bool:
 
 
 def _as_dict(obj: Any) -> dict[str, Any] | None:
-    import dataclasses
-
     return dataclasses.asdict(obj) if obj is not None else None

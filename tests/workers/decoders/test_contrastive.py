@@ -8,13 +8,13 @@ the recorded ones, bit for bit). Every output must match token for token.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import pytest
 import torch
 
 from tests.workers.decoders import references
+from tests.workers.decoders.helpers import recorded_forwards
 from workers.decoders import DECODERS, contrastive, greedy
 from workers.strategies import ContrastiveConfig, GreedyConfig
 
@@ -40,19 +40,6 @@ def run(model, input_ids, config, *, max_new_tokens, eos_token_ids, on_first_tok
 def run_greedy(model, input_ids, *, max_new_tokens, eos_token_ids):
     [seq] = greedy.decode(model, input_ids, GreedyConfig(), max_new_tokens=max_new_tokens, eos_token_ids=eos_token_ids)
     return seq
-
-
-@contextlib.contextmanager
-def recorded_forwards(model):
-    """The ``input_ids`` shape of every forward call of ``model`` (a forward pre-hook)."""
-    calls: list[tuple[int, ...]] = []
-    handle = model.register_forward_pre_hook(
-        lambda _module, _args, kwargs: calls.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
-    )
-    try:
-        yield calls
-    finally:
-        handle.remove()
 
 
 # --- transformers 4.55.4's recordings -----------------------------------------------------

@@ -9,13 +9,13 @@ score within 1e-4 and its group exactly.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import pytest
 import torch
 
 from tests.workers.decoders import references
+from tests.workers.decoders.helpers import recorded_forwards
 from workers.decoders import DECODERS, beam, diverse_beam
 from workers.strategies import BeamConfig, DiverseBeamConfig
 
@@ -61,19 +61,6 @@ def assert_same_hypotheses(ours, expected, context) -> None:
     assert [h.token_ids for h in ours] == [h.token_ids for h in expected], context
     for a, b in zip(ours, expected, strict=True):
         assert math.isclose(a.score, b.score, abs_tol=1e-4), (context, a.score, b.score)
-
-
-@contextlib.contextmanager
-def recorded_forwards(model):
-    """The ``input_ids`` shape of every forward call of ``model`` (a forward pre-hook)."""
-    calls: list[tuple[int, ...]] = []
-    handle = model.register_forward_pre_hook(
-        lambda _module, _args, kwargs: calls.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
-    )
-    try:
-        yield calls
-    finally:
-        handle.remove()
 
 
 # --- transformers 4.55.4's recordings -----------------------------------------------------

@@ -8,12 +8,12 @@ are checked one by one in ``test_logits.py``.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import pytest
 import torch
 
+from tests.workers.decoders.helpers import recorded_forwards
 from workers.decoders import greedy, logits, sampling
 from workers.strategies import GreedyConfig, SamplingConfig
 
@@ -204,19 +204,6 @@ def test_sampling_repetition_penalty_covers_the_prompt_and_the_generated_tokens(
 
     assert math.isclose(seq.score, score_with_history(0), abs_tol=1e-3)
     assert not math.isclose(seq.score, score_with_history(prompt_len), abs_tol=1e-3)  # prompt left out
-
-
-@contextlib.contextmanager
-def recorded_forwards(model):
-    """The ``input_ids`` shape of every forward call of ``model`` (a forward pre-hook)."""
-    calls: list[tuple[int, ...]] = []
-    handle = model.register_forward_pre_hook(
-        lambda _module, _args, kwargs: calls.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
-    )
-    try:
-        yield calls
-    finally:
-        handle.remove()
 
 
 def test_sampling_signals_first_token_once_after_prefill(tiny_model):

@@ -97,3 +97,24 @@ class RunDetailApi(APIView):
     @extend_schema(responses=RunSerializer, operation_id="runs_retrieve")
     def get(self, request, run_id):
         return Response(RunSerializer(selectors.run_get(user=request.user, run_id=run_id)).data)
+
+
+class ComparisonCancelApi(APIView):
+    permission_classes = [IsResearcher]
+
+    @extend_schema(request=None, responses=ComparisonSerializer, operation_id="comparisons_cancel")
+    def post(self, request, comparison_id):
+        comparison = selectors.comparison_get(user=request.user, comparison_id=comparison_id)
+        services.runs_cancel(runs=list(comparison.runs.all()))
+        comparison = selectors.comparison_get(user=request.user, comparison_id=comparison_id)
+        return Response(ComparisonSerializer(comparison).data)
+
+
+class RunCancelApi(APIView):
+    permission_classes = [IsResearcher]
+
+    @extend_schema(request=None, responses=RunSerializer, operation_id="runs_cancel")
+    def post(self, request, run_id):
+        run = selectors.run_get(user=request.user, run_id=run_id)
+        services.runs_cancel(runs=[run])
+        return Response(RunSerializer(selectors.run_get(user=request.user, run_id=run_id)).data)

@@ -41,3 +41,11 @@ def send_decode(request: DecodeRequest) -> None:
         queue=queue_name(request.model),
         task_id=f"{request.run_id}:{request.attempt}",
     )
+
+
+def revoke(task_ids: list[str]) -> None:
+    """Ask the workers to drop these tasks if they have not started them (best effort)."""
+    try:
+        app.control.revoke(task_ids)
+    except Exception:  # the broker being down must not fail a cancellation already stored
+        log.warning("could not revoke %s", task_ids, exc_info=True)

@@ -34,10 +34,13 @@ def run_get(*, user, run_id) -> Run:
 
 
 def comparison_status(comparison: Comparison) -> str:
-    """queued, running (some run started or finished), finished, or failed (every run failed)."""
+    """queued, running (some run started or finished), finished, failed (every run failed) or
+    cancelled (every run cancelled)."""
     states = {run.status for run in comparison.runs.all()}
     if states <= {"queued"}:
         return "queued"
     if states & {"queued", "running"}:
         return "running"
-    return "failed" if states == {"failed"} else "finished"
+    if states == {"failed"}:
+        return "failed"
+    return "cancelled" if states == {"cancelled"} else "finished"

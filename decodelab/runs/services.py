@@ -209,3 +209,24 @@ def run_store_result(*, result: dict[str, Any]) -> bool:
 
 def _as_dict(obj: Any) -> dict[str, Any] | None:
     return dataclasses.asdict(obj) if obj is not None else None
+
+
+@transaction.atomic
+def runs_cancel(*, runs: list[Run]) -> int:
+    """Cancel the given runs that have not finished; return how many were cancelled.
+
+    The database decides: a cancelled run is finished, so a result that arrives later is
+    ignored by run_store_result. Queued tasks are also revoked at the broker (best effort:
+    a worker that already started one finishes it, and its result is dropped).
+    """
+    ids = [r.id for r in runs if not r.is_finished]
+    locked = list(Run.objects.select_for_update().filter(id__in=ids).exclude(status__in=FINISHED_STATUSES))
+    for run in locked:
+        run.status = RunStatus.CANCELLED
+        run.finished_at = timezone.now()
+        run.error = "Cancelled by the researcher."
+        run.save(update_fields=["status", "finished_at", "error", "updated_at"])
+    task_ids = [f"{run.id}:{run.attempts}" for run in locked if run.attempts]
+    if task_ids:
+        transaction.on_commit(lambda: dispatch.revoke(task_ids))
+    return len(locked)

@@ -8,4 +8,5 @@ urlpatterns = [
     path("new/", views.comparison_new, name="comparison_new"),
     path("new/preset-row/", views.preset_row, name="preset_row"),
     path("<uuid:comparison_id>/", views.comparison_detail, name="comparison_detail"),
+    path("<uuid:comparison_id>/cancel/", views.comparison_cancel, name="comparison_cancel"),
 ]

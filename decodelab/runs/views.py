@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from decodelab.catalog import selectors as catalog
 from decodelab.common.decorators import researcher_required
@@ -198,13 +198,29 @@ def preset_row(request: HttpRequest) -> HttpResponse:
 
 
 @researcher_required
+@require_POST
+def comparison_cancel(request: HttpRequest, comparison_id) -> HttpResponse:
+    """Cancel the comparison's unfinished runs; htmx gets the updated runs section."""
+    comparison = selectors.comparison_get(user=request.user, comparison_id=comparison_id)
+    services.runs_cancel(runs=list(comparison.runs.all()))
+    if request.htmx:
+        return _render_detail(request, comparison_id)
+    return redirect("runs:comparison_detail", comparison_id=comparison_id)
+
+
+@researcher_required
 @require_GET
 def comparison_detail(request: HttpRequest, comparison_id) -> HttpResponse:
+    return _render_detail(request, comparison_id)
+
+
+def _render_detail(request: HttpRequest, comparison_id) -> HttpResponse:
+    """The page, or for htmx its runs section (HTTP 286 once every run is finished)."""
     comparison = selectors.comparison_get(user=request.user, comparison_id=comparison_id)
     runs = list(comparison.runs.all())
     presenters.annotate(runs)
     status = selectors.comparison_status(comparison)
-    finished = status in ("finished", "failed")
+    finished = status in ("finished", "failed", "cancelled")
     context = {
         "comparison": comparison,
         "runs": runs,

@@ -17,3 +17,7 @@ class ApplicationError(Exception):
 
 class ServiceUnavailable(ApplicationError):
     status_code = 503
+
+
+class QuotaExceeded(ApplicationError):
+    status_code = 429

@@ -9,11 +9,12 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
 from decodelab.catalog import selectors as catalog
-from decodelab.common.errors import ApplicationError
+from decodelab.common.errors import ApplicationError, QuotaExceeded
 from decodelab.runs import dispatch
 from decodelab.runs.models import FINISHED_STATUSES, Comparison, Output, Run, RunStatus
 from workers.protocol import (
@@ -120,6 +121,7 @@ def comparison_create(
     model = _validated_model(model)
     clean_presets = _validated_presets(presets, model)
 
+    _check_quota(owner, adding=len(clean_presets))
     comparison = Comparison(
         owner=owner, prompt=prompt, chat=chat, max_new_tokens=max_new_tokens, model=model, stop=stop
     )
@@ -130,6 +132,24 @@ def comparison_create(
     run_ids = [run.id for run in runs]
     transaction.on_commit(lambda: runs_dispatch(run_ids=run_ids))
     return comparison
+
+
+def _check_quota(owner, *, adding: int) -> None:
+    """Refuse a submission that would put the user over their runs-in-flight quota.
+
+    Counted and enforced inside the creating transaction, with the user's row locked, so two
+    concurrent submissions cannot both slip under the limit (on SQLite the IMMEDIATE
+    transaction already serialises writers).
+    """
+    limit = settings.DECODELAB_MAX_RUNS_IN_FLIGHT
+    get_user_model().objects.select_for_update().filter(pk=owner.pk).exists()
+    in_flight = Run.objects.filter(comparison__owner=owner, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).count()
+    if in_flight + adding > limit:
+        raise QuotaExceeded(
+            f"{in_flight} runs in flight and {adding} more asked for; the limit is {limit} "
+            "(DECODELAB_MAX_RUNS_IN_FLIGHT). Wait for runs to finish or cancel some.",
+            field="presets",
+        )
 
 
 def runs_dispatch(*, run_ids: list) -> None:

@@ -178,7 +178,7 @@ def comparison_new(request: HttpRequest) -> HttpResponse:
         if not keys:
             keys, presets = ["0"], [{"strategy": "greedy"}]
         rows = [_preset_row(k, i, p, errors, form["model"]) for i, (k, p) in enumerate(zip(keys, presets, strict=True))]
-        return render(request, "runs/comparison_new.html", _form_context(form, rows, errors), status=400)
+        return render(request, "runs/comparison_new.html", _form_context(form, rows, errors), status=exc.status_code)
     return redirect("runs:comparison_detail", comparison_id=comparison.id)
 
 

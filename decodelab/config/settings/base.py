@@ -147,6 +147,8 @@ RESULTS_QUEUE = "results"
 # --- DecodeLab ---
 DECODELAB_DEFAULT_MODEL = env.str("DECODELAB_DEFAULT_MODEL", default="smollm2-135m")
 DECODELAB_MAX_PRESETS = positive_int("DECODELAB_MAX_PRESETS", 8)
+# Runs a user may have queued or running at once; past it, new submissions get 429.
+DECODELAB_MAX_RUNS_IN_FLIGHT = positive_int("DECODELAB_MAX_RUNS_IN_FLIGHT", 64)
 DECODELAB_DATA_DIR = DATA_DIR
 
 LOGGING = {

@@ -31,7 +31,7 @@ from workers.strategies import STRATEGIES, build_config
 log = logging.getLogger(__name__)
 
 
-def preset_label(strategy: str, params: dict[str, Any], defaults: dict[str, Any]) -> str:
+def preset_label(strategy: str, params: dict[str, Any]) -> str:
     """A short human label: the strategy plus the parameters that differ from its defaults
     (choices such as the speculative proposer always shown), long values shortened."""
 
@@ -39,17 +39,16 @@ def preset_label(strategy: str, params: dict[str, Any], defaults: dict[str, Any]
         text = v if isinstance(v, str) else json.dumps(v)
         return text if len(text) <= 24 else text[:23] + "…"
 
-    always = {spec["name"] for spec in STRATEGIES[strategy].param_specs() if spec["kind"] == "choice"}
-    shown = [f"{k}={short(v)}" for k, v in params.items() if v is not None and (k in always or defaults.get(k) != v)]
+    specs = {spec["name"]: spec for spec in STRATEGIES[strategy].param_specs()}
+    shown = [
+        f"{k}={short(v)}"
+        for k, v in params.items()
+        if v is not None and (specs[k]["kind"] == "choice" or specs[k]["default"] != v)
+    ]
     return f"{strategy} ({', '.join(shown)})" if shown else strategy
 
 
-def _defaults(cls: type) -> dict[str, Any]:
-    """A config class's defaults, for labels; some configs need a value to construct at all."""
-    return {f.name: f.default for f in dataclasses.fields(cls)}
-
-
-def _validated_presets(presets: Any, model: str) -> list[dict[str, Any]]:
+def _validated_presets(presets: Any, model: str, offered: list[str]) -> list[dict[str, Any]]:
     if not isinstance(presets, list) or not presets:
         raise ApplicationError("give at least one decoder preset", field="presets")
     limit = settings.DECODELAB_MAX_PRESETS
@@ -72,24 +71,22 @@ def _validated_presets(presets: Any, model: str) -> list[dict[str, Any]]:
         except ParamError as exc:
             raise ApplicationError(exc.message, field=f"{prefix}.{exc.field}") from exc
         draft = getattr(config, "draft_model", None)
-        if draft and draft not in catalog.offered_model_names():
-            offered = ", ".join(catalog.offered_model_names())
+        if draft and draft not in offered:
             raise ApplicationError(
-                f"{draft!r} is not installed here (installed: {offered})", field=f"{prefix}.params.draft_model"
+                f"{draft!r} is not installed here (installed: {', '.join(offered)})",
+                field=f"{prefix}.params.draft_model",
             )
         params = config.to_params()
-        defaults = _defaults(type(config))
-        label = preset.get("label") or preset_label(config.strategy, params, defaults)
+        label = preset.get("label") or preset_label(config.strategy, params)
         if not isinstance(label, str) or len(label) > 200:
             raise ApplicationError("must be a string of at most 200 characters", field=f"{prefix}.label")
         clean.append({"strategy": config.strategy, "params": params, "seed": seed, "label": label})
     return clean
 
 
-def _validated_model(model: Any) -> str:
+def _validated_model(model: Any, offered: list[str]) -> str:
     if model in (None, ""):
         return settings.DECODELAB_DEFAULT_MODEL
-    offered = catalog.offered_model_names()
     if model not in offered:
         raise ApplicationError(f"unknown model {model!r} (available: {', '.join(offered)})", field="model")
     return model
@@ -118,8 +115,9 @@ def comparison_create(
         raise ApplicationError(exc.message, field=exc.field) from exc
     if not isinstance(chat, bool):
         raise ApplicationError("must be true or false", field="chat")
-    model = _validated_model(model)
-    clean_presets = _validated_presets(presets, model)
+    offered = catalog.offered_model_names()  # one catalogue query for the model and every draft
+    model = _validated_model(model, offered)
+    clean_presets = _validated_presets(presets, model, offered)
 
     _check_quota(owner, adding=len(clean_presets))
     comparison = Comparison(

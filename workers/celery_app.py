@@ -1,17 +1,26 @@
 """The decode workers' Celery app. Configured from the environment only (no Django).
 
 Profile for long GPU tasks: late ack with reject-on-worker-lost (a killed worker's task is
-redelivered, not lost), prefetch 1 (a busy worker holds no queued work), JSON only, and soft
-and hard time limits.
+redelivered, not lost), prefetch 1 (a busy worker holds no queued work), JSON only, soft and
+hard time limits sent with each run (sized by the web side from the run), and a broker
+visibility timeout longer than the largest hard limit: checked here, at import, so a worker
+with a bad configuration refuses to start.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
+import redis
 from celery import Celery
 from celery.signals import worker_process_init, worker_ready
+
+from workers.reliability import LEASE_TTL_S, TimePolicy, lease_key, starts_key, worker_name
+
+POLICY = TimePolicy.from_env()
+POLICY.check_visibility_timeout()
 
 app = Celery("decodelab-workers")
 app.conf.update(
@@ -25,13 +34,38 @@ app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
-    task_soft_time_limit=int(os.environ.get("DECODELAB_TASK_SOFT_TIME_LIMIT", "600")),
-    task_time_limit=int(os.environ.get("DECODELAB_TASK_TIME_LIMIT", "660")),
+    # Fallbacks for a task sent without limits; the web side sends per-run limits.
+    task_soft_time_limit=POLICY.max_hard_limit_s - POLICY.grace_s,
+    task_time_limit=POLICY.max_hard_limit_s,
+    broker_transport_options={"visibility_timeout": POLICY.visibility_timeout_s},
     worker_hijack_root_logger=False,
 )
 app.conf.imports = ["workers.tasks"]
 
 RESULTS_QUEUE = "results"
+
+
+class Ledger:
+    """The run's lease and start counter, kept in the broker's Redis (see workers.reliability)."""
+
+    def __init__(self, url: str) -> None:
+        self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=10)
+
+    def lease(self, run_id: str) -> str | None:
+        value = self._redis.get(lease_key(run_id))
+        return value.decode() if value is not None else None
+
+    def start(self, run_id: str) -> int:
+        """Count one more start of the run; returns this start's number (1 for the first)."""
+        key = starts_key(run_id)
+        with self._redis.pipeline() as pipe:
+            count, _ = pipe.incr(key).expire(key, LEASE_TTL_S).execute()
+        return int(count)
+
+
+@functools.cache
+def ledger() -> Ledger:
+    return Ledger(app.conf.broker_url)
 
 
 @worker_process_init.connect
@@ -53,9 +87,8 @@ def _report_models(**_: object) -> None:
     catalogue offers them (and their valid draft pairs)."""
     from importlib.metadata import version
 
-    from workers.engine import WORKER_NAME
     from workers.models import CATALOG, model_status
     from workers.runtime import default_dtype
 
     statuses = [model_status(spec, default_dtype(), version("transformers")) for spec in CATALOG.values()]
-    app.send_task("catalog.models_report", args=[WORKER_NAME, statuses], queue=RESULTS_QUEUE)
+    app.send_task("catalog.models_report", args=[worker_name(), statuses], queue=RESULTS_QUEUE)

@@ -6,8 +6,6 @@ for the same request.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from functools import partial
 from typing import Any
@@ -18,12 +16,11 @@ import transformers
 from workers.decoders import DECODERS
 from workers.decoders.stopping import StopStrings
 from workers.protocol import DecodeRequest, DecodeResult, Environment, Metrics, Output, ParamError
+from workers.reliability import worker_name
 from workers.runtime import LoadedModel, load, seeded_generator
 from workers.strategies import SpeculativeConfig, build_config
 from workers.timing import DecodeClock, peak_memory_bytes, tokens_per_second
 from workers.trace import token_trace
-
-WORKER_NAME = os.environ.get("DECODELAB_WORKER_NAME") or f"{socket.gethostname()}:{os.getpid()}"
 
 
 def prompt_ids(loaded: LoadedModel, request: DecodeRequest) -> list[int]:
@@ -145,7 +142,7 @@ def environment(loaded: LoadedModel, seed: int) -> Environment:
         torch_version=torch.__version__,
         transformers_version=transformers.__version__,
         batch_size=1,
-        worker=WORKER_NAME,
+        worker=worker_name(),
     )
 
 

@@ -176,7 +176,21 @@ def model_status(spec: ModelSpec, dtype: str, transformers_version: str) -> dict
         "size_bytes": size,
         "download_mb": spec.approx_download_mb,
         "dtype": dtype,
+        "library_versions": library_versions(),
     }
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that change outputs, read from package metadata (no torch import needed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("torch", "transformers", "llguidance"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = ""
+    return found
 
 
 def get_spec(name: str) -> ModelSpec:

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from decodelab.catalog import apis as catalog_apis
 from decodelab.runs import apis as runs_apis
@@ -15,4 +15,6 @@ urlpatterns = [
     path("runs/<uuid:run_id>/cancel/", runs_apis.RunCancelApi.as_view(), name="api-run-cancel"),
     path("strategies/", catalog_apis.StrategyListApi.as_view(), name="api-strategies"),
     path("models/", catalog_apis.ModelListApi.as_view(), name="api-models"),
+    path("", include("decodelab.experiments.api_urls")),
+    path("", include("decodelab.ratings.api_urls")),
 ]

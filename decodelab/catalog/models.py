@@ -15,6 +15,7 @@ class LanguageModel(BaseModel):
     size_bytes = models.BigIntegerField(null=True, blank=True, help_text="Prepared weights on disk.")
     download_mb = models.PositiveIntegerField(null=True, blank=True)
     dtype = models.CharField(max_length=16, blank=True)
+    library_versions = models.JSONField(default=dict, blank=True, help_text="torch, transformers... on the worker.")
     reported_by = models.CharField(max_length=200, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
 

@@ -49,3 +49,16 @@ def offered_model_names() -> list[str]:
 
 def draft_models_for(target: str) -> list[str]:
     return next((m["draft_models"] for m in model_list() if m["name"] == target), [])
+
+
+def model_revision(name: str) -> dict[str, Any]:
+    """What pins a model's weights and numerics, for configuration hashes: its packages and
+    checksum, and the dtype and library versions its worker last reported."""
+    spec = CATALOG.get(name)
+    row = LanguageModel.objects.filter(name=name).only("dtype", "library_versions").first()
+    return {
+        "packages": list(spec.requirements) if spec else [],
+        "sha256": spec.sha256 if spec else None,
+        "dtype": row.dtype if row else "",
+        "library_versions": row.library_versions if row else {},
+    }

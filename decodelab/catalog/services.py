@@ -16,6 +16,7 @@ FIELDS = (
     "size_bytes",
     "download_mb",
     "dtype",
+    "library_versions",
 )
 
 

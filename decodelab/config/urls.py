@@ -9,6 +9,8 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("comparisons/", include("decodelab.runs.urls")),
+    path("experiments/", include("decodelab.experiments.urls")),
+    path("rate/", include("decodelab.ratings.urls")),
     path("api/v1/", include("decodelab.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -1,22 +1,39 @@
 """Hand a run to the decode workers: the task `workers.decode`, by name, on the model's queue.
 
-The web side never imports the worker code; it sends plain JSON built by workers.protocol.
+The web side never imports the worker code; it sends plain JSON built by workers.protocol,
+and before each send it writes the run's lease (see workers.reliability) to the broker's Redis.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import time
 
+import redis
+from django.conf import settings
+
 from decodelab.config.celery import app
 from workers.protocol import DecodeRequest, queue_name
+from workers.reliability import LEASE_TTL_S, lease_key, run_width
 
 log = logging.getLogger(__name__)
 
 DECODE_TASK = "workers.decode"
 
 
-def build_request(run, *, attempt: int) -> DecodeRequest:
+def _redis() -> redis.Redis:
+    """A client for the broker's Redis, the one the Celery app publishes to."""
+    return _redis_for(app.conf.broker_url)
+
+
+@functools.cache
+def _redis_for(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+
+def build_request(run) -> DecodeRequest:
     comparison = run.comparison
     return DecodeRequest(
         model=comparison.model,
@@ -28,19 +45,56 @@ def build_request(run, *, attempt: int) -> DecodeRequest:
         params=run.params,
         seed=run.seed,
         run_id=str(run.id),
-        attempt=attempt,
+        attempt=run.attempts + 1,
         enqueued_at=time.time(),
     )
 
 
-def send_decode(request: DecodeRequest) -> None:
-    """Publish one decode task. Raises the broker's error when it cannot be reached."""
+def time_limits(run) -> tuple[float, float]:
+    return settings.DECODELAB_TIME_POLICY.time_limits(
+        max_new_tokens=run.comparison.max_new_tokens, width=run_width(run.params)
+    )
+
+
+def send_decode(request: DecodeRequest, *, task_id: str, limits: tuple[float, float]) -> None:
+    """Lease the run to this task id and publish it. Raises the broker's error when it
+    cannot be reached (the run then stays undispatched, and the reaper sends it later)."""
+    _redis().set(lease_key(request.run_id or ""), task_id, ex=LEASE_TTL_S)
+    soft, hard = limits
     app.send_task(
         DECODE_TASK,
         args=[request.to_dict()],
         queue=queue_name(request.model),
-        task_id=f"{request.run_id}:{request.attempt}",
+        task_id=task_id,
+        soft_time_limit=soft,
+        time_limit=hard,
     )
+
+
+def release(run_ids: list[str]) -> None:
+    """Drop the leases of finished or cancelled runs: any copy still queued is then skipped."""
+    if not run_ids:
+        return
+    try:
+        _redis().delete(*[lease_key(r) for r in run_ids])
+    except redis.RedisError:  # the lease expires on its own; a stale copy would only be dropped later
+        log.warning("could not release leases of %d runs", len(run_ids), exc_info=True)
+
+
+def queued_task_ids(models: list[str]) -> set[str]:
+    """Task ids of the messages waiting in these models' queues (the Redis lists kombu uses).
+
+    Raises redis.RedisError when the broker is unreachable.
+    """
+    ids: set[str] = set()
+    client = _redis()
+    for model in models:
+        for raw in client.lrange(queue_name(model), 0, -1):
+            try:
+                ids.add(json.loads(raw)["headers"]["id"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    return ids
 
 
 def revoke(task_ids: list[str]) -> None:

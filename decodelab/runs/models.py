@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 
 from decodelab.common.models import BaseModel
+from workers.reliability import task_id
 
 
 class Comparison(BaseModel):
@@ -52,9 +53,21 @@ class Run(BaseModel):
     strategy = models.CharField(max_length=32)
     params = models.JSONField(default=dict, help_text="The full, validated parameters, defaults included.")
     seed = models.PositiveBigIntegerField(default=0)
+    sample = models.PositiveSmallIntegerField(default=0, help_text="Sample number within its configuration.")
+    config_hash = models.CharField(
+        max_length=32,
+        db_index=True,
+        blank=True,
+        help_text="Identity of the decoder configuration (decodelab.catalog.confighash): equal hashes, same config.",
+    )
 
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker started the run.")
+    dispatches = models.PositiveSmallIntegerField(default=0, help_text="Times the run was sent to the broker.")
+    dispatched_at = models.DateTimeField(null=True, blank=True, help_text="Last send; null: not yet sent.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    soft_time_limit_s = models.FloatField(null=True, blank=True)
+    time_limit_s = models.FloatField(null=True, blank=True, help_text="Hard time limit of the current dispatch.")
     error = models.TextField(blank=True)
     error_field = models.CharField(max_length=100, blank=True)
     worker = models.CharField(max_length=200, blank=True)
@@ -78,6 +91,11 @@ class Run(BaseModel):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+    @property
+    def task_id(self) -> str:
+        """The Celery task id of the current dispatch (also the run's lease in the broker)."""
+        return task_id(str(self.id), self.dispatches)
 
 
 class Output(models.Model):

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from decodelab.catalog import selectors as catalog
+from decodelab.catalog.confighash import config_hash, config_identity
 from decodelab.common.errors import ApplicationError, QuotaExceeded
 from decodelab.runs import dispatch
 from decodelab.runs.models import FINISHED_STATUSES, Comparison, Output, Run, RunStatus
@@ -26,6 +27,7 @@ from workers.protocol import (
     validate_seed,
     validate_stop,
 )
+from workers.reliability import task_id
 from workers.strategies import STRATEGIES, build_config
 
 log = logging.getLogger(__name__)
@@ -48,10 +50,12 @@ def preset_label(strategy: str, params: dict[str, Any]) -> str:
     return f"{strategy} ({', '.join(shown)})" if shown else strategy
 
 
-def _validated_presets(presets: Any, model: str, offered: list[str]) -> list[dict[str, Any]]:
+def _validated_presets(
+    presets: Any, model: str, offered: list[str], *, max_presets: int | None = None
+) -> list[dict[str, Any]]:
     if not isinstance(presets, list) or not presets:
         raise ApplicationError("give at least one decoder preset", field="presets")
-    limit = settings.DECODELAB_MAX_PRESETS
+    limit = max_presets or settings.DECODELAB_MAX_PRESETS
     if len(presets) > limit:
         raise ApplicationError(f"at most {limit} presets per comparison (got {len(presets)})", field="presets")
     clean = []
@@ -59,11 +63,14 @@ def _validated_presets(presets: Any, model: str, offered: list[str]) -> list[dic
         prefix = f"presets[{i}]"
         if not isinstance(preset, dict):
             raise ApplicationError("must be an object with strategy and params", field=prefix)
-        unknown = sorted(set(preset) - {"strategy", "params", "seed", "label"})
+        unknown = sorted(set(preset) - {"strategy", "params", "seed", "label", "sample"})
         if unknown:
             raise ApplicationError(
-                "unknown field (allowed: strategy, params, seed, label)", field=f"{prefix}.{unknown[0]}"
+                "unknown field (allowed: strategy, params, seed, label, sample)", field=f"{prefix}.{unknown[0]}"
             )
+        sample = preset.get("sample", 0)
+        if isinstance(sample, bool) or not isinstance(sample, int) or not 0 <= sample < 1000:
+            raise ApplicationError("must be an integer between 0 and 999", field=f"{prefix}.sample")
         try:
             config = build_config(preset.get("strategy"), preset.get("params"))
             check_model_config(model, config)
@@ -80,7 +87,7 @@ def _validated_presets(presets: Any, model: str, offered: list[str]) -> list[dic
         label = preset.get("label") or preset_label(config.strategy, params)
         if not isinstance(label, str) or len(label) > 200:
             raise ApplicationError("must be a string of at most 200 characters", field=f"{prefix}.label")
-        clean.append({"strategy": config.strategy, "params": params, "seed": seed, "label": label})
+        clean.append({"strategy": config.strategy, "params": params, "seed": seed, "label": label, "sample": sample})
     return clean
 
 
@@ -102,10 +109,17 @@ def comparison_create(
     chat: Any = True,
     model: Any = None,
     stop: Any = None,
+    max_presets: int | None = None,
+    seed_policy: str = "fixed",
+    dispatch_now: bool = True,
 ) -> Comparison:
     """Validate everything first; store the comparison and its runs; dispatch after commit.
 
-    Any invalid field raises ApplicationError naming it, before a row is written.
+    Any invalid field raises ApplicationError naming it, before a row is written. Presets may
+    carry ``sample`` (the sample number, for repeated seeds of one configuration);
+    ``seed_policy`` goes into every run's configuration hash. ``max_presets`` lets callers
+    that build many runs per prompt (experiments) set their own limit; ``dispatch_now=False``
+    leaves the runs for the reaper to dispatch (large experiments).
     """
     try:
         prompt = validate_prompt(prompt)
@@ -117,7 +131,7 @@ def comparison_create(
         raise ApplicationError("must be true or false", field="chat")
     offered = catalog.offered_model_names()  # one catalogue query for the model and every draft
     model = _validated_model(model, offered)
-    clean_presets = _validated_presets(presets, model, offered)
+    clean_presets = _validated_presets(presets, model, offered, max_presets=max_presets)
 
     _check_quota(owner, adding=len(clean_presets))
     comparison = Comparison(
@@ -125,10 +139,24 @@ def comparison_create(
     )
     comparison.full_clean()
     comparison.save()
-    runs = [Run(comparison=comparison, position=i, **preset) for i, preset in enumerate(clean_presets)]
+    revision = catalog.model_revision(model)
+    runs = []
+    for i, preset in enumerate(clean_presets):
+        identity = config_identity(
+            model=model,
+            strategy=preset["strategy"],
+            params=preset["params"],
+            max_new_tokens=max_new_tokens,
+            chat=chat,
+            stop=stop,
+            seed_policy=seed_policy,
+            model_revision=revision,
+        )
+        runs.append(Run(comparison=comparison, position=i, config_hash=config_hash(identity), **preset))
     Run.objects.bulk_create(runs)
-    run_ids = [run.id for run in runs]
-    transaction.on_commit(lambda: runs_dispatch(run_ids=run_ids))
+    if dispatch_now:
+        run_ids = [run.id for run in runs]
+        transaction.on_commit(lambda: runs_dispatch(run_ids=run_ids))
     return comparison
 
 
@@ -150,31 +178,61 @@ def _check_quota(owner, *, adding: int) -> None:
         )
 
 
-def runs_dispatch(*, run_ids: list) -> None:
-    """Send each queued run to its model's queue. Called after the creating transaction commits."""
+def runs_dispatch(*, run_ids: list) -> int:
+    """Send each queued run to its model's queue (after the creating transaction commits, and
+    from the reaper). A run the broker cannot take stays queued and undispatched, with the
+    reason logged; the reaper sends it once the broker is back. Returns how many were sent."""
+    sent = 0
     for run in Run.objects.select_related("comparison").filter(id__in=run_ids, status=RunStatus.QUEUED):
-        attempt = run.attempts + 1
-        request = dispatch.build_request(run, attempt=attempt)
-        try:
-            dispatch.send_decode(request)
-        except Exception as exc:  # the broker is down or refused the message
-            log.exception("could not dispatch run %s", run.id)
-            Run.objects.filter(id=run.id, status=RunStatus.QUEUED).update(
-                status=RunStatus.FAILED,
-                error=f"Could not reach the task broker: {exc}",
-                finished_at=timezone.now(),
-            )
-            continue
-        Run.objects.filter(id=run.id).update(attempts=attempt, queued_at=timezone.now())
+        if not run_dispatch(run=run):
+            break  # the broker is down: the rest would fail the same way
+        sent += 1
+    return sent
 
 
-def run_mark_running(*, run_id: str, attempt: int, worker: str, started_at: float) -> None:
-    """A worker picked the run up. Never moves a finished run backwards."""
-    Run.objects.filter(id=run_id).exclude(status__in=FINISHED_STATUSES).update(
-        status=RunStatus.RUNNING,
-        worker=worker[:200],
-        started_at=dt.datetime.fromtimestamp(started_at, tz=dt.UTC),
+def run_dispatch(*, run: Run) -> bool:
+    """One send with a new task id (and lease). False when the broker could not be reached."""
+    number = run.dispatches + 1
+    limits = dispatch.time_limits(run)
+    try:
+        dispatch.send_decode(dispatch.build_request(run), task_id=task_id(str(run.id), number), limits=limits)
+    except Exception:  # the broker is down or refused the message
+        log.warning("could not dispatch run %s; the reaper will retry", run.id, exc_info=True)
+        return False
+    now = timezone.now()
+    Run.objects.filter(id=run.id, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).update(
+        status=RunStatus.QUEUED,
+        dispatches=number,
+        dispatched_at=now,
+        queued_at=run.queued_at or now,
+        heartbeat_at=None,
+        soft_time_limit_s=limits[0],
+        time_limit_s=limits[1],
     )
+    return True
+
+
+def run_mark_running(*, run_id: str, attempt: int, worker: str, started_at: float, task: str | None = None) -> None:
+    """A worker started the run (its ``attempt``-th start). Never moves a finished run
+    backwards, and ignores a start of a dispatch the reaper has since replaced."""
+    runs = Run.objects.filter(id=run_id).exclude(status__in=FINISHED_STATUSES)
+    if task is not None:
+        runs = runs.filter(dispatches=_dispatch_number(task))
+    at = dt.datetime.fromtimestamp(started_at, tz=dt.UTC)
+    runs.update(status=RunStatus.RUNNING, worker=worker[:200], started_at=at, heartbeat_at=at, attempts=attempt)
+
+
+def run_heartbeat(*, run_id: str, task: str, at: float) -> None:
+    Run.objects.filter(id=run_id, status=RunStatus.RUNNING, dispatches=_dispatch_number(task)).update(
+        heartbeat_at=dt.datetime.fromtimestamp(at, tz=dt.UTC)
+    )
+
+
+def _dispatch_number(task: str) -> int:
+    try:
+        return int(task.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return -1
 
 
 @transaction.atomic
@@ -221,7 +279,10 @@ def run_store_result(*, result: dict[str, Any]) -> bool:
         run.status = RunStatus.FAILED
         run.error = parsed.error or "unknown error"
         run.error_field = parsed.error_field or ""
+    run.attempts = max(run.attempts, parsed.attempt)
     run.save()
+    run_ids = [str(run.id)]
+    transaction.on_commit(lambda: dispatch.release(run_ids))
     return True
 
 
@@ -244,7 +305,8 @@ def runs_cancel(*, runs: list[Run]) -> int:
         run.finished_at = timezone.now()
         run.error = "Cancelled by the researcher."
         run.save(update_fields=["status", "finished_at", "error", "updated_at"])
-    task_ids = [f"{run.id}:{run.attempts}" for run in locked if run.attempts]
-    if task_ids:
-        transaction.on_commit(lambda: dispatch.revoke(task_ids))
+    task_ids = [run.task_id for run in locked if run.dispatches]
+    run_ids = [str(run.id) for run in locked]
+    if locked:
+        transaction.on_commit(lambda: (dispatch.release(run_ids), task_ids and dispatch.revoke(task_ids)))
     return len(locked)

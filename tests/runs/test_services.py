@@ -1,7 +1,9 @@
 import base64
+import datetime as dt
 import json
 
 import pytest
+from django.utils import timezone
 
 from decodelab.common.errors import ApplicationError
 from decodelab.runs import services
@@ -33,7 +35,8 @@ def test_comparison_create_stores_runs_and_dispatches_each_to_the_model_queue_af
     assert [r.strategy for r in runs] == ["greedy", "beam"]
     assert runs[1].params == {"num_beams": 3, "num_return_sequences": 2, "length_penalty": 1.0, "early_stopping": False}
     assert runs[1].label == "beam (num_beams=3, num_return_sequences=2)"
-    assert all(r.attempts == 1 and r.queued_at is not None for r in runs)
+    assert all(r.dispatches == 1 and r.attempts == 0 and r.dispatched_at is not None for r in runs)
+    assert broker.get(f"decodelab:lease:{runs[0].id}").decode() == runs[0].task_id
 
     messages = queued_messages(broker)
     assert len(messages) == 2
@@ -150,20 +153,27 @@ def test_a_late_running_report_never_moves_a_finished_run_backwards(
 
 
 @pytest.mark.django_db
-def test_a_broker_that_cannot_be_reached_fails_the_run_with_the_reason(
-    researcher, settings, django_capture_on_commit_callbacks
+def test_while_the_broker_is_down_a_submission_is_stored_and_the_reaper_dispatches_it_later(
+    researcher, broker, django_capture_on_commit_callbacks
 ):
     from decodelab.config.celery import app
+    from decodelab.runs import reaper
 
-    previous = app.conf.broker_url
+    up = app.conf.broker_url
     point_celery_at("redis://127.0.0.1:1/0")  # nothing listens on port 1
     try:
         with django_capture_on_commit_callbacks(execute=True):
             comparison = services.comparison_create(
                 owner=researcher.user, prompt="Hi", presets=[{"strategy": "greedy"}]
             )
+        run = comparison.runs.get()
+        assert (run.status, run.dispatches, run.dispatched_at) == (RunStatus.QUEUED, 0, None)
+        sweep = reaper.reap(now=timezone.now() + dt.timedelta(seconds=5))
+        assert sweep.broker_down and sweep.dispatched == 0
     finally:
-        point_celery_at(previous)
-    run = comparison.runs.get()
-    assert run.status == RunStatus.FAILED
-    assert "broker" in run.error
+        point_celery_at(up)
+    assert broker.llen(QUEUE) == 0
+    sweep = reaper.reap(now=timezone.now() + dt.timedelta(seconds=5))
+    run.refresh_from_db()
+    assert sweep.dispatched == 1 and run.dispatches == 1 and run.status == RunStatus.QUEUED
+    assert broker.llen(QUEUE) == 1

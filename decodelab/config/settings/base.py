@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
+
 from decodelab.config.env import BASE_DIR, DATA_DIR, env, positive_int
+from workers.reliability import TimePolicy
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -27,6 +30,8 @@ INSTALLED_APPS = [
     "decodelab.users",
     "decodelab.catalog",
     "decodelab.runs",
+    "decodelab.experiments",
+    "decodelab.ratings",
 ]
 
 MIDDLEWARE = [
@@ -141,14 +146,32 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A publish while the broker is down must fail fast, not hang the request.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# Time limits per run, heartbeat and reaper thresholds, and the broker's visibility timeout,
+# which must exceed the largest hard limit (checked here: a bad configuration fails at start).
+try:
+    DECODELAB_TIME_POLICY = TimePolicy.from_env(env.ENVIRON)
+    DECODELAB_TIME_POLICY.check_visibility_timeout()
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from exc
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+    "visibility_timeout": DECODELAB_TIME_POLICY.visibility_timeout_s,
+}
+# Seconds a run dispatched to the broker may be missing from its queue, not yet started,
+# before the reaper takes it for lost (the broker restarted without it) and sends it again.
+DECODELAB_LOST_GRACE_S = env.float("DECODELAB_LOST_GRACE_S", default=30.0)
+# How often `manage.py reap` sweeps.
+DECODELAB_REAP_EVERY_S = env.float("DECODELAB_REAP_EVERY_S", default=5.0)
 RESULTS_QUEUE = "results"
 
 # --- DecodeLab ---
 DECODELAB_DEFAULT_MODEL = env.str("DECODELAB_DEFAULT_MODEL", default="smollm2-135m")
 DECODELAB_MAX_PRESETS = positive_int("DECODELAB_MAX_PRESETS", 8)
 # Runs a user may have queued or running at once; past it, new submissions get 429.
-DECODELAB_MAX_RUNS_IN_FLIGHT = positive_int("DECODELAB_MAX_RUNS_IN_FLIGHT", 64)
+DECODELAB_MAX_RUNS_IN_FLIGHT = positive_int("DECODELAB_MAX_RUNS_IN_FLIGHT", 512)
 DECODELAB_DATA_DIR = DATA_DIR
 
 LOGGING = {

@@ -1,5 +1,5 @@
 """A whole DecodeLab stack as separate processes: redis-server, a decode worker (prefork,
-concurrency 1), the result writer and gunicorn, on a temporary SQLite database."""
+concurrency 1), the result writer, the reaper and gunicorn, on a temporary SQLite database."""
 
 from __future__ import annotations
 
@@ -102,6 +102,7 @@ def live_stack(tmp_path_factory):
                 "-l",
                 "info",
             ],
+            "reaper": [sys.executable, "manage.py", "reap", "--every", "1"],
             "web": [
                 str(VENV_BIN / "gunicorn"),
                 "decodelab.config.wsgi",

@@ -4,9 +4,11 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from decodelab.users.ratelimit import login_rate_limited
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="runs:comparison_list", permanent=False)),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", login_rate_limited(auth_views.LoginView.as_view(redirect_authenticated_user=True)), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("comparisons/", include("decodelab.runs.urls")),
     path("experiments/", include("decodelab.experiments.urls")),
@@ -14,5 +16,6 @@ urlpatterns = [
     path("api/v1/", include("decodelab.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("admin/login/", login_rate_limited(admin.site.login)),  # the admin's own login, rate-limited too
     path("admin/", admin.site.urls),
 ]

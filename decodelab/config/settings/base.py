@@ -103,6 +103,14 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
+# Login rate limits and other counters. The default local-memory cache is per process; with
+# several web processes set DJANGO_CACHE_URL to a shared Redis (redis://host:6379/1).
+CACHES = {"default": env.cache_url("DJANGO_CACHE_URL", default="locmemcache://")}
+# Failed logins per (username, address) and per address within the window; past them: 429.
+DECODELAB_LOGIN_MAX_FAILURES = positive_int("DECODELAB_LOGIN_MAX_FAILURES", 5)
+DECODELAB_LOGIN_MAX_FAILURES_PER_IP = positive_int("DECODELAB_LOGIN_MAX_FAILURES_PER_IP", 50)
+DECODELAB_LOGIN_WINDOW_S = positive_int("DECODELAB_LOGIN_WINDOW_S", 300)
+
 # The API and the form accept at most this many bytes of request body (enforced by
 # BodySizeLimitMiddleware before anything is parsed).
 MAX_REQUEST_BODY_BYTES = 256 * 1024

@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse.csgraph import connected_components
 
 from .pairwise import KIND_A, KIND_B, KIND_TIE
 
@@ -67,19 +66,26 @@ def make_design(
 
 def strongly_connected(
     n_configs: int, first: np.ndarray, second: np.ndarray, kind: np.ndarray, weights: np.ndarray
-) -> bool:
-    """Whether the 'beat-or-tied' graph is strongly connected, i.e. whether the ML estimate of s exists.
+) -> np.ndarray:
+    """Whether the 'beat-or-tied' graph of each weighting is strongly connected (the ML estimate of s exists).
 
     Edge i -> j when i was preferred to j at least once; a tie gives both edges (Zermelo/Ford condition,
-    extended to ties because a tie penalises separating the two in either direction).
+    extended to ties because a tie penalises separating the two in either direction). ``weights`` is (R,) or
+    (B, R); the answer has shape () or (B,).
     """
-    used = weights > 0
-    f, s, k = first[used], second[used], kind[used]
-    adjacency = np.zeros((n_configs, n_configs), dtype=bool)
-    adjacency[f[k != KIND_B], s[k != KIND_B]] = True
-    adjacency[s[k != KIND_A], f[k != KIND_A]] = True
-    n_components, _ = connected_components(adjacency, directed=True, connection="strong")
-    return n_components == 1
+    weights = np.asarray(weights, dtype=float)
+    rows = np.arange(len(kind))
+    edges = np.zeros((len(kind), n_configs * n_configs))
+    forward, backward = kind != KIND_B, kind != KIND_A
+    edges[rows[forward], (first * n_configs + second)[forward]] = 1.0
+    edges[rows[backward], (second * n_configs + first)[backward]] = 1.0
+    present = (weights > 0).astype(float)
+    reach = ((present @ edges) > 0).reshape(*weights.shape[:-1], n_configs, n_configs) | np.eye(n_configs, dtype=bool)
+    # Squaring the reachability matrix doubles the path length covered; ceil(log2 n) squarings reach all paths.
+    for _ in range(max(1, int(np.ceil(np.log2(n_configs))))):
+        as_float = reach.astype(float)
+        reach = (as_float @ as_float) > 0
+    return reach.all(axis=(-2, -1))
 
 
 def _terms(
@@ -91,29 +97,36 @@ def _terms(
     u = phi @ design.z.T
     y_u = _Y_U[design.kind]
     is_tie = (design.kind == KIND_TIE).astype(float)
+    # Factor out the larger of e^u, e^-u: two exponentials and one log per row instead of log-sum-exp twice,
+    # which dominates the cost of bootstrapping the length-controlled fit.
+    magnitude = np.abs(u)
+    e_low = np.exp(-2.0 * magnitude)
     if design.has_theta:
         theta = params[:, q : q + 1]
-        lse = np.logaddexp(np.logaddexp(u, -u), theta)
+        e_tie = np.exp(np.minimum(theta - magnitude, 700.0))
         target = u * y_u + theta * is_tie
     else:
-        lse = np.logaddexp(u, -u)
+        e_tie = 0.0
         target = u * y_u
+    rest = e_low + e_tie
+    lse = magnitude + np.log1p(rest)
     total = phi[:, :n].sum(axis=1)
     value = (weights * (lse - target)).sum(axis=1) + 0.5 * l2 * (phi**2).sum(axis=1) + 0.5 * total**2
     if not derivatives:
         return value, None, None
-    p1, p2 = np.exp(u - lse), np.exp(-u - lse)
-    diff = p1 - p2
+    p_high = 1.0 / (1.0 + rest)  # probability of the side u favours
+    p_low = e_low * p_high
+    diff = np.sign(u) * (p_high - p_low)  # P(a) - P(b)
     batch, p = params.shape[0], design.n_params
     grad = np.empty((batch, p))
     grad[:, :q] = (weights * (diff - y_u)) @ design.z + l2[:, None] * phi
     grad[:, :n] += total[:, None]
     hess = np.zeros((batch, p, p))
-    hess[:, :q, :q] = ((weights * (p1 + p2 - diff**2)) @ design.zz).reshape(batch, q, q)
+    hess[:, :q, :q] = ((weights * (p_high + p_low - diff**2)) @ design.zz).reshape(batch, q, q)
     hess[:, :q, :q] += l2[:, None, None] * np.eye(q)
     hess[:, :n, :n] += 1.0
     if design.has_theta:
-        p3 = np.exp(theta - lse)
+        p3 = e_tie * p_high
         grad[:, q] = (weights * (p3 - is_tie)).sum(axis=1)
         cross = (weights * (-diff * p3)) @ design.z
         hess[:, :q, q] = cross
@@ -139,9 +152,12 @@ def newton_fit(
     """
     weights = np.atleast_2d(np.asarray(weights, dtype=float))
     batch = weights.shape[0]
-    params = np.zeros((batch, design.n_params)) if init is None else np.array(np.broadcast_to(init, (batch, design.n_params)))
-    if design.has_theta and init is None:
-        params[:, -1] = np.log(0.5)
+    if init is None:
+        params = np.zeros((batch, design.n_params))
+        if design.has_theta:
+            params[:, -1] = np.log(0.5)
+    else:
+        params = np.array(np.broadcast_to(init, (batch, design.n_params)), dtype=float)
     l2 = np.broadcast_to(np.asarray(l2, dtype=float), (batch,))
     done = np.zeros(batch, dtype=bool)
     for _ in range(max_iter):
@@ -150,7 +166,11 @@ def newton_fit(
             break
         x, w, lam = params[active], weights[active], l2[active]
         value, grad, hess = _terms(design, x, w, lam, derivatives=True)
-        step = np.linalg.solve(hess, -grad[..., None])[..., 0]
+        # A resample can leave a parameter unidentified (beta when its votes all have x = 0, theta drifting
+        # to infinity); the tiny ridge keeps the solve defined without changing well-posed steps.
+        diagonal = np.abs(np.diagonal(hess, axis1=1, axis2=2)).max(axis=1)
+        ridge = 1e-10 * (1.0 + diagonal)[:, None, None] * np.eye(hess.shape[-1])
+        step = np.linalg.solve(hess + ridge, -grad[..., None])[..., 0]
         decrement = -(grad * step).sum(axis=1)
         t = np.ones(active.size)
         for _ in range(50):
@@ -176,4 +196,4 @@ def covariance(hess: np.ndarray, n_configs: int) -> np.ndarray:
     direction = np.zeros(p)
     direction[:n_configs] = 1.0
     projection = np.eye(p) - np.outer(direction, direction) / n_configs
-    return projection @ np.linalg.inv(hess) @ projection
+    return projection @ np.linalg.pinv(hess, hermitian=True) @ projection

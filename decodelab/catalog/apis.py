@@ -4,6 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from decodelab.catalog import selectors
+from decodelab.common.permissions import IsResearcher
 
 
 class ParamSerializer(serializers.Serializer):
@@ -39,12 +40,16 @@ class CatalogSerializer(serializers.Serializer):
 
 
 class StrategyListApi(APIView):
+    permission_classes = [IsResearcher]  # annotators rate blind: strategies and models are not theirs to see
+
     @extend_schema(responses=CatalogSerializer, operation_id="catalog_retrieve")
     def get(self, request):
         return Response({"strategies": selectors.strategy_list(), "models": selectors.model_list()})
 
 
 class ModelListApi(APIView):
+    permission_classes = [IsResearcher]
+
     @extend_schema(responses=ModelSerializer(many=True), operation_id="models_list")
     def get(self, request):
         return Response(selectors.model_list())

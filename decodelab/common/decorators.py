@@ -18,4 +18,5 @@ def researcher_required(view: Callable[..., HttpResponse]) -> Callable[..., Http
             raise PermissionDenied("This page is for researchers.")
         return view(request, *args, **kwargs)
 
+    wrapper.researcher_only = True  # type: ignore[attr-defined]  # read by the security tests' URL walk
     return wrapper

@@ -1,0 +1,216 @@
+"""The users and objects the security tests walk over.
+
+Researcher A owns a comparison with a succeeded run (outputs, traces, metrics), a failed run and
+a queued run, made through the runs services. Researcher B owns a comparison of their own. The
+annotator owns nothing. Every other decodelab model (experiments, ratings, and whatever apps add
+later) gets one row owned by A when a generic factory can build it: user foreign keys point at A,
+other foreign keys at A's rows. Only rows that reach A through their foreign keys count as A's;
+their ids fill URL parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.db import DatabaseError, models, transaction
+from django.utils import timezone
+
+from decodelab.runs import services
+from decodelab.runs.models import Comparison, Output, Run
+from decodelab.users.models import Role
+from decodelab.users.services import NewUser, user_create
+
+SECRET_MARK = "walk-secret-4f1c"  # in A's prompt and outputs: must never reach another user
+
+
+@dataclass
+class World:
+    owner: NewUser
+    foreign: NewUser
+    annotator: NewUser
+    comparison: Comparison
+    runs: list[Run]
+    foreign_comparison: Comparison
+    # model label -> A's rows of that model (runs app and generic ones)
+    owned: dict[str, list[models.Model]] = field(default_factory=dict)
+    skipped_models: dict[str, str] = field(default_factory=dict)  # label -> why no row was made
+
+    def owned_ids(self) -> list[tuple[str, Any]]:
+        return [(label, obj.pk) for label, objs in self.owned.items() for obj in objs]
+
+    def secret_strings(self) -> set[str]:
+        """Strings that identify A's data: UUID primary keys and the mark in A's texts."""
+        ids = {str(pk) for _label, pk in self.owned_ids() if isinstance(pk, uuid.UUID)}
+        return ids | {SECRET_MARK}
+
+
+def trace(text: str) -> list[dict[str, Any]]:
+    return [
+        {"id": 1, "text": text, "logprob": -0.5, "entropy": 1.0, "top": [[1, text, -0.5], [2, "b", -1.2]]},
+        {"id": 2, "text": " end", "logprob": -0.1, "entropy": 0.2, "top": [[2, " end", -0.1]]},
+    ]
+
+
+def make_world(*, text: str = f"output {SECRET_MARK}", prompt: str = f"prompt {SECRET_MARK}") -> World:
+    owner = user_create(username="walk-owner", role=Role.RESEARCHER)
+    foreign = user_create(username="walk-foreign", role=Role.RESEARCHER)
+    annotator = user_create(username="walk-annotator", role=Role.ANNOTATOR)
+
+    comparison = services.comparison_create(
+        owner=owner.user,
+        prompt=prompt,
+        chat=False,
+        max_new_tokens=8,
+        presets=[
+            {"strategy": "greedy", "label": f"greedy {text}"},
+            {"strategy": "beam", "params": {"num_beams": 2, "num_return_sequences": 2}},
+            {"strategy": "sampling", "params": {"temperature": 0.7}},
+        ],
+        stop=[text[:64]],
+    )
+    runs = list(comparison.runs.order_by("position"))
+    services.run_store_result(
+        result={
+            "run_id": str(runs[0].id),
+            "attempt": 1,
+            "outputs": [
+                {
+                    "index": 0,
+                    "text": text,
+                    "token_ids": [1, 2],
+                    "finish_reason": "length",
+                    "score": None,
+                    "metrics": {"constraint": text, "compile_ms": 1.5},
+                    "trace": trace(text),
+                }
+            ],
+            "prompt_token_ids": [1],
+        }
+    )
+    services.run_store_result(
+        result={"run_id": str(runs[1].id), "attempt": 1, "error": f"failed: {text}", "error_field": "params.x"}
+    )
+    foreign_comparison = services.comparison_create(
+        owner=foreign.user, prompt="the foreign researcher's prompt", presets=[{"strategy": "greedy"}]
+    )
+    world = World(
+        owner=owner,
+        foreign=foreign,
+        annotator=annotator,
+        comparison=comparison,
+        runs=[Run.objects.get(pk=r.pk) for r in runs],
+        foreign_comparison=foreign_comparison,
+    )
+    world.owned = {
+        "runs.comparison": [comparison],
+        "runs.run": list(world.runs),
+        "runs.output": list(Output.objects.filter(run__comparison=comparison)),
+        "users.user": [owner.user],
+    }
+    GenericFactory(world).fill()
+    return world
+
+
+class GenericFactory:
+    """One row of every other decodelab model, owned by A, built from the model's fields."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.user_model = get_user_model()
+        self.made: dict[type[models.Model], models.Model | None] = {}
+        for label, objs in world.owned.items():
+            self.made[apps.get_model(label)] = objs[0]
+
+    def fill(self) -> None:
+        for model in apps.get_models():
+            if model.__module__.startswith("decodelab.") and model not in self.made:
+                self.ensure(model, depth=0)
+
+    def ensure(self, model: type[models.Model], depth: int) -> models.Model | None:
+        if model in self.made:
+            return self.made[model]
+        label = model._meta.label_lower
+        if model._meta.abstract or model._meta.proxy or not model._meta.managed or depth > 8:
+            self.made[model] = None
+            self.world.skipped_models[label] = "abstract, proxy, unmanaged or too deep"
+            return None
+        self.made[model] = None  # breaks cycles
+        values: dict[str, Any] = {}
+        owned = False
+        for f in model._meta.concrete_fields:
+            if f.primary_key and (f.has_default() or isinstance(f, models.AutoField)):
+                continue
+            if f.is_relation:
+                target = f.related_model
+                if target is self.user_model:
+                    values[f.name] = self.world.owner.user
+                    owned = True
+                    continue
+                if f.null:
+                    continue
+                obj = self.ensure(target, depth + 1)
+                if obj is None:
+                    self.world.skipped_models[label] = f"needs a {target._meta.label_lower}"
+                    return None
+                values[f.name] = obj
+                owned = owned or target._meta.label_lower in self.world.owned
+                continue
+            if f.has_default() or f.null:
+                continue
+            value = sample_value(f)
+            if value is None:
+                self.world.skipped_models[label] = f"cannot fill {type(f).__name__} {f.name}"
+                return None
+            values[f.name] = value
+        try:
+            with transaction.atomic():
+                obj = model.objects.create(**values)
+        except (DatabaseError, ValueError, TypeError) as exc:  # e.g. the app's migration is not written yet
+            self.world.skipped_models[label] = f"{type(exc).__name__}: {exc}"[:200]
+            return None
+        self.made[model] = obj
+        if owned:
+            self.world.owned.setdefault(label, []).append(obj)
+        else:
+            self.world.skipped_models[label] = "made, but not owned by anyone (not used for URLs)"
+        return obj
+
+
+def sample_value(f: models.Field) -> Any:
+    if f.choices:
+        return f.choices[0][0]
+    if isinstance(f, models.EmailField):
+        return "walk@example.org"
+    if isinstance(f, models.URLField):
+        return "https://example.org/"
+    if isinstance(f, models.GenericIPAddressField):
+        return "127.0.0.1"
+    if isinstance(f, (models.CharField, models.TextField)):
+        return f"walk {SECRET_MARK}"[: f.max_length or 100] if not isinstance(f, models.SlugField) else "walk"
+    if isinstance(f, models.BooleanField):
+        return False
+    if isinstance(f, models.IntegerField):  # every integer kind, positive ones included
+        return 1
+    if isinstance(f, models.FloatField):
+        return 0.5
+    if isinstance(f, models.DecimalField):
+        return decimal.Decimal("1")
+    if isinstance(f, models.DateTimeField):
+        return timezone.now()
+    if isinstance(f, models.DateField):
+        return dt.date.today()
+    if isinstance(f, models.DurationField):
+        return dt.timedelta(seconds=1)
+    if isinstance(f, models.UUIDField):
+        return uuid.uuid4()
+    if isinstance(f, models.JSONField):
+        return {}
+    if isinstance(f, models.BinaryField):
+        return b""
+    return None

@@ -31,7 +31,6 @@ test-artifacts/security/access-walk.txt).
 from __future__ import annotations
 
 import collections
-import itertools
 import secrets
 import string
 import uuid
@@ -43,15 +42,11 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from tests.security.urlwalk import LOGIN_PATHS, Endpoint, endpoints, random_values
+from tests.security.urlwalk import LOGIN_PATHS, Target, endpoints, targets
 from tests.security.world import World, make_world
 from tests.support.servers import ROOT
 
 VERBS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-MAX_VALUES_PER_KWARG = 4
-MAX_URLS_PER_PATTERN = 6
-# Known URL parameter names and the model whose ids they take.
-KWARG_MODELS = {"comparison_id": "runs.comparison", "run_id": "runs.run", "output_id": "runs.output"}
 ANNOTATOR_APPS = {"ratings"}  # where annotators may get content
 
 
@@ -105,65 +100,6 @@ def make_callers(world: World) -> list[Caller]:
         token = Caller(name, "token", strict_client(HTTP_AUTHORIZATION=f"Token {account.token}"), account)
         callers += [session, token]
     return callers
-
-
-def candidate_values(endpoint: Endpoint, kwarg: str, world: World) -> list[tuple[Any, bool]]:
-    """(value, is A's) pairs for one URL parameter: A's ids of the model the name points at (or,
-    for unknown names, one id of each of A's models), then ids that name nothing."""
-    owned: list[tuple[Any, bool]] = []
-    label = KWARG_MODELS.get(kwarg)
-    base = kwarg.removesuffix("_id").removesuffix("_pk").replace("_", "")
-    if label is None and base not in ("", "pk", "id", "objectid"):
-        # experiment_id -> experiments.experiment, session_id -> ratings.ratingsession, ...
-        named = [lab for lab in world.owned if lab.split(".")[1] == base]
-        named += [lab for lab in world.owned if lab.split(".")[1].endswith(base) and lab not in named]
-        label = named[0] if named else None
-    if label is not None:
-        owned = [(obj.pk, True) for obj in world.owned.get(label, [])]
-    else:
-        owned = [(objs[0].pk, True) for objs in world.owned.values() if objs]
-    values = [(v, o) for v, o in owned if endpoint.accepts(kwarg, v)][: MAX_VALUES_PER_KWARG - 2]
-    values += [(v, False) for v in random_values() if endpoint.accepts(kwarg, v)]
-    return values
-
-
-@dataclass(frozen=True)
-class Target:
-    endpoint: Endpoint
-    url: str
-    owned: bool  # some parameter holds an id of A's
-    nothing: bool  # some parameter holds an id that names nothing
-
-    @property
-    def has_params(self) -> bool:
-        return self.owned or self.nothing
-
-
-def targets(world: World) -> tuple[list[Target], list[str]]:
-    found: list[Target] = []
-    unbuildable: list[str] = []
-    for endpoint in endpoints():
-        kwargs = endpoint.kwargs
-        if not kwargs:
-            url = endpoint.build({})
-            if url is None:
-                unbuildable.append(endpoint.route)
-            else:
-                found.append(Target(endpoint, url, owned=False, nothing=False))
-            continue
-        choices = [candidate_values(endpoint, k, world) for k in kwargs]
-        built = []
-        for combo in itertools.product(*choices):
-            url = endpoint.build({k: v for k, (v, _) in zip(kwargs, combo, strict=True)})
-            if url is not None:
-                owned = any(o for _, o in combo)
-                built.append(Target(endpoint, url, owned=owned, nothing=not all(o for _, o in combo)))
-        # Keep A's ids first, then the ones that name nothing.
-        built.sort(key=lambda t: (not t.owned, t.url))
-        if not built:
-            unbuildable.append(endpoint.route)
-        found += built[:MAX_URLS_PER_PATTERN]
-    return found, unbuildable
 
 
 def is_login_redirect(response) -> bool:
@@ -226,7 +162,7 @@ def test_every_user_url_and_verb_respects_ownership_and_roles():
     all_targets, unbuildable = targets(world)
     # Our own URL patterns must all be reachable by the walk; the admin's shadowed login is not.
     ours = [route for route in unbuildable if not route.startswith("admin/")]
-    assert not ours, f"cannot build URLs for {ours}: add their parameter names to KWARG_MODELS"
+    assert not ours, f"cannot build URLs for {ours}: add their parameter names to urlwalk.KWARG_MODELS"
 
     counts: collections.Counter = collections.Counter()
     violations: list[str] = []

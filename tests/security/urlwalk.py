@@ -3,6 +3,7 @@ later are walked without changing the tests), and concrete URLs built for them."
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,11 @@ from django.utils.regex_helper import normalize
 # Pages anyone may open: the login and logout views, the API's own description (it holds no
 # data), and the root redirect.
 PUBLIC_ROUTES = {"", "login/", "logout/", "api/schema/", "api/docs/", "admin/login/", "admin/logout/"}
+MAX_VALUES_PER_KWARG = 4
+MAX_URLS_PER_PATTERN = 6
+# Known URL parameter names and the model whose ids they take; other names are matched to models
+# by name (experiment_id -> experiments.experiment), or get one id of each of A's models.
+KWARG_MODELS = {"comparison_id": "runs.comparison", "run_id": "runs.run", "output_id": "runs.output"}
 # Paths whose view is the rate-limited admin login (mounted before the admin's own URLs).
 LOGIN_PATHS = ("/login/", "/admin/login/")
 
@@ -131,3 +137,62 @@ def endpoints() -> list[Endpoint]:
 def random_values() -> list[Any]:
     """Ids that name nothing: a fresh UUID and a large integer."""
     return [uuid.uuid4(), 987_654_321]
+
+
+def candidate_values(endpoint: Endpoint, kwarg: str, world: Any) -> list[tuple[Any, bool]]:
+    """(value, is A's) pairs for one URL parameter: A's ids of the model the name points at (or,
+    for unknown names, one id of each of A's models), then ids that name nothing."""
+    owned: list[tuple[Any, bool]] = []
+    label = KWARG_MODELS.get(kwarg)
+    base = kwarg.removesuffix("_id").removesuffix("_pk").replace("_", "")
+    if label is None and base not in ("", "pk", "id", "objectid"):
+        # experiment_id -> experiments.experiment, session_id -> ratings.ratingsession, ...
+        named = [lab for lab in world.owned if lab.split(".")[1] == base]
+        named += [lab for lab in world.owned if lab.split(".")[1].endswith(base) and lab not in named]
+        label = named[0] if named else None
+    if label is not None:
+        owned = [(obj.pk, True) for obj in world.owned.get(label, [])]
+    else:
+        owned = [(objs[0].pk, True) for objs in world.owned.values() if objs]
+    values = [(v, o) for v, o in owned if endpoint.accepts(kwarg, v)][: MAX_VALUES_PER_KWARG - 2]
+    values += [(v, False) for v in random_values() if endpoint.accepts(kwarg, v)]
+    return values
+
+
+@dataclass(frozen=True)
+class Target:
+    endpoint: Endpoint
+    url: str
+    owned: bool  # some parameter holds an id of A's
+    nothing: bool  # some parameter holds an id that names nothing
+
+    @property
+    def has_params(self) -> bool:
+        return self.owned or self.nothing
+
+
+def targets(world: Any) -> tuple[list[Target], list[str]]:
+    found: list[Target] = []
+    unbuildable: list[str] = []
+    for endpoint in endpoints():
+        kwargs = endpoint.kwargs
+        if not kwargs:
+            url = endpoint.build({})
+            if url is None:
+                unbuildable.append(endpoint.route)
+            else:
+                found.append(Target(endpoint, url, owned=False, nothing=False))
+            continue
+        choices = [candidate_values(endpoint, k, world) for k in kwargs]
+        built = []
+        for combo in itertools.product(*choices):
+            url = endpoint.build({k: v for k, (v, _) in zip(kwargs, combo, strict=True)})
+            if url is not None:
+                owned = any(o for _, o in combo)
+                built.append(Target(endpoint, url, owned=owned, nothing=not all(o for _, o in combo)))
+        # Keep A's ids first, then the ones that name nothing.
+        built.sort(key=lambda t: (not t.owned, t.url))
+        if not built:
+            unbuildable.append(endpoint.route)
+        found += built[:MAX_URLS_PER_PATTERN]
+    return found, unbuildable

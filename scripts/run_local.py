@@ -1,5 +1,5 @@
-"""`make run`'s process manager: redis-server, one decode worker, the result writer and the
-web server, on one machine. Ctrl-C (or SIGTERM) stops them all, web first and redis last,
+"""`make run`'s process manager: redis-server, one decode worker, the result writer, the
+reaper and the web server, on one machine. Ctrl-C (or SIGTERM) stops them all, web first and redis last,
 and leaves no process behind.
 
 Imports neither Django nor torch: it only starts programs.
@@ -19,14 +19,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+import stack_commands as commands  # scripts/ is on sys.path when this file runs
+
 ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
 DATA = Path(os.environ.get("DECODELAB_DATA_DIR", ROOT / "data"))
 HOST = os.environ.get("DECODELAB_HOST", "127.0.0.1")
 PORT = int(os.environ.get("DECODELAB_PORT", "8000"))
 REDIS_PORT = int(os.environ.get("DECODELAB_REDIS_PORT", "6379"))
 MODEL = os.environ.get("DECODELAB_DEFAULT_MODEL", "smollm2-135m")
-COLORS = {"redis": 31, "worker": 33, "results": 35, "web": 36}
+COLORS = {"redis": 31, "worker": 33, "results": 35, "reaper": 32, "web": 36}
 
 
 def port_open(port: int) -> bool:
@@ -138,91 +139,16 @@ def main() -> int:
     else:
         redis_dir = DATA / "redis"
         redis_dir.mkdir(parents=True, exist_ok=True)
-        stack.start(
-            "redis",
-            [
-                "redis-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(REDIS_PORT),
-                "--dir",
-                str(redis_dir),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--save",
-                "",
-                "--protected-mode",
-                "yes",
-            ],
-        )
+        stack.start("redis", commands.redis(REDIS_PORT, redis_dir))
         for _ in range(100):
             if redis_ping(REDIS_PORT):
                 break
             time.sleep(0.1)
     env = {"CELERY_BROKER_URL": broker, "DJANGO_SETTINGS_MODULE": "decodelab.config.settings.local"}
-    stack.start(
-        "worker",
-        [
-            str(VENV_BIN / "celery"),
-            "-A",
-            "workers.celery_app",
-            "worker",
-            "-Q",
-            f"decode.{MODEL}",
-            "-n",
-            f"decode-{MODEL}@%h",
-            "-c",
-            "1",
-            "-P",
-            "prefork",
-            "--prefetch-multiplier",
-            "1",
-            "-l",
-            "info",
-        ],
-        {**env, "DECODELAB_PRELOAD_MODELS": MODEL},
-    )
-    stack.start(
-        "results",
-        [
-            str(VENV_BIN / "celery"),
-            "-A",
-            "decodelab.config",
-            "worker",
-            "-Q",
-            "results",
-            "-n",
-            "results@%h",
-            "-c",
-            "1",
-            "-P",
-            "solo",
-            "-l",
-            "info",
-        ],
-        env,
-    )
-    stack.start(
-        "web",
-        [
-            str(VENV_BIN / "gunicorn"),
-            "decodelab.config.wsgi",
-            "-b",
-            f"{HOST}:{PORT}",
-            "-w",
-            "2",
-            "--threads",
-            "4",
-            "--access-logfile",
-            "-",
-            "--graceful-timeout",
-            "5",
-        ],
-        env,
-    )
+    stack.start("worker", commands.decode_worker(MODEL, f"decode-{MODEL}"), {**env, "DECODELAB_PRELOAD_MODELS": MODEL})
+    stack.start("results", commands.result_writer(), env)
+    stack.start("reaper", commands.reaper(), env)
+    stack.start("web", [*commands.web(f"{HOST}:{PORT}", access_log=True), "--graceful-timeout", "5"], env)
     for _ in range(300):
         if stack.stopping:
             return 1

@@ -12,6 +12,8 @@ import logging
 import time
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from django.conf import settings
 
 from decodelab.config.celery import app
@@ -30,7 +32,9 @@ def _redis() -> redis.Redis:
 
 @functools.cache
 def _redis_for(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    # One quick retry, no backoff: while the broker is down a submission must still answer
+    # at once (its runs are stored and the reaper dispatches them later).
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1, retry=Retry(NoBackoff(), 1))
 
 
 def build_request(run) -> DecodeRequest:

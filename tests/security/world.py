@@ -57,7 +57,12 @@ def trace(text: str) -> list[dict[str, Any]]:
     ]
 
 
-def make_world(*, text: str = f"output {SECRET_MARK}", prompt: str = f"prompt {SECRET_MARK}") -> World:
+def make_world(
+    *, text: str = f"output {SECRET_MARK}", prompt: str = f"prompt {SECRET_MARK}", annotator_rows: bool = False
+) -> World:
+    """``annotator_rows``: the generic rows' foreign keys named ``annotator`` point at the
+    annotator (so rating pages show them A's outputs) and nullable foreign keys are filled too;
+    the URL walk leaves them off, so the annotator is a stranger to every row of A's."""
     owner = user_create(username="walk-owner", role=Role.RESEARCHER)
     foreign = user_create(username="walk-foreign", role=Role.RESEARCHER)
     annotator = user_create(username="walk-annotator", role=Role.ANNOTATOR)
@@ -113,15 +118,17 @@ def make_world(*, text: str = f"output {SECRET_MARK}", prompt: str = f"prompt {S
         "runs.output": list(Output.objects.filter(run__comparison=comparison)),
         "users.user": [owner.user],
     }
-    GenericFactory(world).fill()
+    GenericFactory(world, text=text, annotator_rows=annotator_rows).fill()
     return world
 
 
 class GenericFactory:
     """One row of every other decodelab model, owned by A, built from the model's fields."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, *, text: str, annotator_rows: bool = False) -> None:
         self.world = world
+        self.text = text
+        self.annotator_rows = annotator_rows
         self.user_model = get_user_model()
         self.made: dict[type[models.Model], models.Model | None] = {}
         for label, objs in world.owned.items():
@@ -149,12 +156,17 @@ class GenericFactory:
             if f.is_relation:
                 target = f.related_model
                 if target is self.user_model:
-                    values[f.name] = self.world.owner.user
-                    owned = True
+                    if self.annotator_rows and "annotator" in f.name:
+                        values[f.name] = self.world.annotator.user
+                    else:
+                        values[f.name] = self.world.owner.user
+                        owned = True
                     continue
-                if f.null:
+                if f.null and not self.annotator_rows:
                     continue
                 obj = self.ensure(target, depth + 1)
+                if obj is None and f.null:
+                    continue
                 if obj is None:
                     self.world.skipped_models[label] = f"needs a {target._meta.label_lower}"
                     return None
@@ -163,7 +175,7 @@ class GenericFactory:
                 continue
             if f.has_default() or f.null:
                 continue
-            value = sample_value(f)
+            value = sample_value(f, self.text)
             if value is None:
                 self.world.skipped_models[label] = f"cannot fill {type(f).__name__} {f.name}"
                 return None
@@ -182,7 +194,7 @@ class GenericFactory:
         return obj
 
 
-def sample_value(f: models.Field) -> Any:
+def sample_value(f: models.Field, text: str) -> Any:
     if f.choices:
         return f.choices[0][0]
     if isinstance(f, models.EmailField):
@@ -191,8 +203,10 @@ def sample_value(f: models.Field) -> Any:
         return "https://example.org/"
     if isinstance(f, models.GenericIPAddressField):
         return "127.0.0.1"
+    if isinstance(f, models.SlugField):
+        return "walk"
     if isinstance(f, (models.CharField, models.TextField)):
-        return f"walk {SECRET_MARK}"[: f.max_length or 100] if not isinstance(f, models.SlugField) else "walk"
+        return text[: f.max_length] if f.max_length else text
     if isinstance(f, models.BooleanField):
         return False
     if isinstance(f, models.IntegerField):  # every integer kind, positive ones included

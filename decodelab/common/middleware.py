@@ -13,7 +13,9 @@ class BodySizeLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        limit = settings.MAX_REQUEST_BODY_BYTES
+        # Prompt-set uploads get a larger allowance (their own checks then give a 400 naming the
+        # file); every other path keeps the small default.
+        limit = settings.BODY_SIZE_LIMITS_BY_PATH.get(request.path_info, settings.MAX_REQUEST_BODY_BYTES)
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
@@ -21,7 +23,7 @@ class BodySizeLimitMiddleware:
         if length > limit:
             return JsonResponse(
                 {
-                    "detail": f"Request body is {length} bytes; the limit is {limit} bytes (256 KB).",
+                    "detail": f"Request body is {length} bytes; the limit is {limit} bytes ({limit // 1024} KB).",
                     "errors": {"body": [f"must be at most {limit} bytes"]},
                 },
                 status=413,

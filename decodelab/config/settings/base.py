@@ -115,6 +115,13 @@ DECODELAB_LOGIN_WINDOW_S = positive_int("DECODELAB_LOGIN_WINDOW_S", 300)
 # BodySizeLimitMiddleware before anything is parsed).
 MAX_REQUEST_BODY_BYTES = 256 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES
+# Prompt-set uploads (files up to 2 MB, decodelab.experiments.promptfiles): a body up to 4 MB is
+# read so that a file over 2 MB gets a 400 naming it; a larger body gets the 413 above.
+UPLOAD_MAX_REQUEST_BODY_BYTES = 4 * 1024 * 1024
+BODY_SIZE_LIMITS_BY_PATH = {
+    "/api/v1/prompt-sets/upload/": UPLOAD_MAX_REQUEST_BODY_BYTES,
+    "/experiments/prompt-sets/upload/": UPLOAD_MAX_REQUEST_BODY_BYTES,
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

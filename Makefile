@@ -8,7 +8,7 @@ MODEL ?= smollm2-135m
 # The venv is rebuilt when pyproject.toml (the pins) changes.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test bench check lint system system-test venv models default-model migrate clean help
+.PHONY: run test test-postgres loadtest bench check lint system system-test venv models default-model migrate clean help
 
 help:
 	@echo "make run    install what is missing, prepare the model, start DecodeLab on http://127.0.0.1:8000"
@@ -64,13 +64,27 @@ lint: venv
 check: venv
 	$(PY) manage.py check --fail-level WARNING
 
+# The service, API and end-to-end tests run a second time on Debian's PostgreSQL (installed
+# and started by scripts/ensure-postgres.sh), as production runs on it.
+PG_TESTS := tests/runs tests/catalog tests/users tests/experiments tests/ratings tests/e2e
 test: system-test venv default-model lint check
 	$(PY) -m pytest
+	@echo "--- the same service, API and end-to-end tests on PostgreSQL ---"
+	DATABASE_URL=$$(scripts/ensure-postgres.sh) $(PY) -m pytest $(PG_TESTS) -m "not browser and not faults"
+
+test-postgres: venv default-model
+	DATABASE_URL=$$(scripts/ensure-postgres.sh) $(PY) -m pytest $(PG_TESTS) -m "not browser and not faults"
 
 # Speed targets live here, not in tests: ratios measured in one run against named baselines.
 # BENCH_ARGS="--qwen" adds the Qwen draft/target pair (after `make models`); on a GPU it is added by itself.
 bench: venv default-model
 	$(PY) -m bench.decoders $(BENCH_ARGS)
+
+# The web side under a fixed request rate (locust, headless, 127.0.0.1, ~3 minutes; not part of
+# `make test`): POST 20 and 50 comparisons/s, poll status 100/s, against a fast fake decoder.
+loadtest: system venv
+	@$(PIP) install -q $$($(PYTHON) scripts/requirements.py --only load)
+	$(PY) -m bench.loadtest $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -12,6 +12,9 @@ args = sys.argv[1:]
 if args == ["models"]:
     print("\n".join(project["tool"]["decodelab"]["model-packages"]))
     sys.exit(0)
+if args[:1] == ["--only"]:
+    print("\n".join(p for group in args[1:] for p in project["project"]["optional-dependencies"][group]))
+    sys.exit(0)
 pins = list(project["project"]["dependencies"])
 for group in args:
     pins += project["project"]["optional-dependencies"][group]

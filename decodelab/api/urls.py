@@ -11,6 +11,11 @@ urlpatterns = [
         runs_apis.ComparisonCancelApi.as_view(),
         name="api-comparison-cancel",
     ),
+    path(
+        "comparisons/<uuid:comparison_id>/status/",
+        runs_apis.ComparisonStatusApi.as_view(),
+        name="api-comparison-status",
+    ),
     path("runs/<uuid:run_id>/", runs_apis.RunDetailApi.as_view(), name="api-run"),
     path("runs/<uuid:run_id>/cancel/", runs_apis.RunCancelApi.as_view(), name="api-run-cancel"),
     path("strategies/", catalog_apis.StrategyListApi.as_view(), name="api-strategies"),

@@ -91,6 +91,25 @@ class ComparisonDetailApi(APIView):
         )
 
 
+class ComparisonProgressSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=["queued", "running", "finished", "failed", "cancelled"])
+    runs = serializers.DictField(child=serializers.IntegerField(), help_text="Runs per status.")
+    total = serializers.IntegerField()
+    finished = serializers.BooleanField(help_text="No run is queued or running any more.")
+
+
+class ComparisonStatusApi(APIView):
+    """A small answer for frequent polling: the comparison's status and its runs per status."""
+
+    permission_classes = [IsResearcher]
+
+    @extend_schema(responses=ComparisonProgressSerializer, operation_id="comparisons_status")
+    def get(self, request, comparison_id):
+        progress = selectors.comparison_progress(user=request.user, comparison_id=comparison_id)
+        return Response(ComparisonProgressSerializer(progress).data)
+
+
 class RunDetailApi(APIView):
     permission_classes = [IsResearcher]
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 from django.http import Http404
 
-from decodelab.runs.models import Comparison, Output, Run
+from decodelab.runs.models import Comparison, Output, Run, RunStatus
 
 
 def comparison_list(*, user) -> QuerySet[Comparison]:
@@ -36,7 +36,10 @@ def run_get(*, user, run_id) -> Run:
 def comparison_status(comparison: Comparison) -> str:
     """queued, running (some run started or finished), finished, failed (every run failed) or
     cancelled (every run cancelled)."""
-    states = {run.status for run in comparison.runs.all()}
+    return status_of({run.status for run in comparison.runs.all()})
+
+
+def status_of(states: set[str]) -> str:
     if states <= {"queued"}:
         return "queued"
     if states & {"queued", "running"}:
@@ -44,3 +47,15 @@ def comparison_status(comparison: Comparison) -> str:
     if states == {"failed"}:
         return "failed"
     return "cancelled" if states == {"cancelled"} else "finished"
+
+
+def comparison_progress(*, user, comparison_id) -> dict:
+    """How far a comparison got, in two small queries (built for frequent polling): its status
+    and its runs counted per status."""
+    comparison = comparison_get(user=user, comparison_id=comparison_id)
+    counts = dict(comparison.runs.order_by().values_list("status").annotate(n=Count("id")))
+    by_status = {status: counts.get(status, 0) for status in RunStatus.values}
+    total = sum(by_status.values())
+    unfinished = by_status[RunStatus.QUEUED] + by_status[RunStatus.RUNNING]
+    status = status_of({s for s, n in by_status.items() if n})
+    return {"id": comparison.id, "status": status, "runs": by_status, "total": total, "finished": unfinished == 0}

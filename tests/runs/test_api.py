@@ -3,7 +3,7 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from decodelab.runs.models import Comparison, Run
+from decodelab.runs.models import Comparison, Run, RunStatus
 
 QUEUE = "decode.smollm2-135m"
 URL = "/api/v1/comparisons/"
@@ -154,3 +154,22 @@ def test_openapi_schema_describes_every_operation_and_the_docs_page_serves_witho
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "swagger" in html.lower() and "cdn" not in html.lower() and "https://" not in html
+
+
+@pytest.mark.django_db
+def test_status_counts_runs_per_status_for_polling_and_hides_foreign_comparisons(
+    api, other_researcher, broker, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        created = api.post(
+            "/api/v1/comparisons/", {"prompt": "Hi", "presets": [{"strategy": "greedy"}] * 2}, format="json"
+        )
+    comparison_id = created.json()["id"]
+    Run.objects.filter(comparison_id=comparison_id, position=0).update(status=RunStatus.SUCCEEDED)
+    body = api.get(f"/api/v1/comparisons/{comparison_id}/status/").json()
+    assert body["runs"]["queued"] == 1 and body["runs"]["succeeded"] == 1 and body["total"] == 2
+    assert (body["status"], body["finished"]) == ("running", False)
+    Run.objects.filter(comparison_id=comparison_id).update(status=RunStatus.SUCCEEDED)
+    assert api.get(f"/api/v1/comparisons/{comparison_id}/status/").json()["finished"] is True
+    api.credentials(HTTP_AUTHORIZATION=f"Token {other_researcher.token}")
+    assert api.get(f"/api/v1/comparisons/{comparison_id}/status/").status_code == 404

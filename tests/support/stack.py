@@ -36,6 +36,7 @@ class Stack:
     password: str = ""
     token: str = ""
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    cleanups: list = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -76,6 +77,8 @@ class Stack:
         for proc in reversed(list(self.procs.values())):
             stop(proc)
         self.procs.clear()
+        while self.cleanups:
+            self.cleanups.pop()()
 
     def start_redis(self) -> None:
         workdir = self.tmp / "redis"
@@ -87,10 +90,33 @@ class Stack:
         self.start("web", commands.web(f"127.0.0.1:{self.web_port}", workers=workers, threads=threads))
         wait_for(lambda: _web_up(f"{self.base_url}/login/"), 60, "gunicorn")
 
-    # --- reading the database the stack writes (read-only; the processes own it) ---
+    # --- reading the database the stack writes (SQLite stacks; the processes own it) ---
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=30) as db:
             return db.execute(sql, params).fetchall()
+
+
+def database_url(stack: Stack) -> str:
+    """A fresh database for the stack: a new one on the PostgreSQL server when the tests run
+    against Postgres (DATABASE_URL=postgres://...), else a temporary SQLite file."""
+    server = os.environ.get("DATABASE_URL", "")
+    if not server.startswith("postgres"):
+        return f"sqlite:///{stack.db_path}"
+    import psycopg
+
+    name = f"decodelab_stack_{os.getpid()}_{stack.web_port}"
+    with psycopg.connect(server, autocommit=True) as db:
+        db.execute(f'drop database if exists "{name}"')
+        db.execute(f'create database "{name}"')
+    stack.cleanups.append(lambda: _drop_database(server, name))
+    return server.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_database(server: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as db:
+        db.execute(f'drop database if exists "{name}" with (force)')
 
 
 def new_stack(tmp: Path, logs: Path, extra_env: dict[str, str] | None = None) -> Stack:
@@ -100,7 +126,7 @@ def new_stack(tmp: Path, logs: Path, extra_env: dict[str, str] | None = None) ->
     stack.env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "decodelab.config.settings.local",
-        "DATABASE_URL": f"sqlite:///{stack.db_path}",
+        "DATABASE_URL": database_url(stack),
         "CELERY_BROKER_URL": f"redis://127.0.0.1:{stack.redis_port}/0",
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),

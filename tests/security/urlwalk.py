@@ -16,8 +16,9 @@ from django.utils.regex_helper import normalize
 # Pages anyone may open: the login and logout views, the API's own description (it holds no
 # data), and the root redirect.
 PUBLIC_ROUTES = {"", "login/", "logout/", "api/schema/", "api/docs/", "admin/login/", "admin/logout/"}
-MAX_VALUES_PER_KWARG = 4
-MAX_URLS_PER_PATTERN = 6
+MAX_VALUES_PER_KWARG = 3  # A's ids for a parameter whose model is known (besides the ids naming nothing)
+MAX_VALUES_UNKNOWN_KWARG = 6
+MAX_URLS_PER_PATTERN = 8
 # Known URL parameter names and the model whose ids they take; other names are matched to models
 # by name (experiment_id -> experiments.experiment), or get one id of each of A's models.
 KWARG_MODELS = {"comparison_id": "runs.comparison", "run_id": "runs.run", "output_id": "runs.output"}
@@ -139,10 +140,24 @@ def random_values() -> list[Any]:
     return [uuid.uuid4(), 987_654_321]
 
 
+def object_ids(obj: Any) -> list[Any]:
+    """The values a URL may name an object by: its primary key, then its other unique text or
+    UUID fields (opaque public ids, slugs)."""
+    from django.db import models
+
+    ids = [obj.pk]
+    for f in obj._meta.concrete_fields:
+        if f.unique and not f.primary_key and isinstance(f, (models.CharField, models.UUIDField)):
+            value = getattr(obj, f.attname)
+            if value:
+                ids.append(value)
+    return ids
+
+
 def candidate_values(endpoint: Endpoint, kwarg: str, world: Any) -> list[tuple[Any, bool]]:
     """(value, is A's) pairs for one URL parameter: A's ids of the model the name points at (or,
-    for unknown names, one id of each of A's models), then ids that name nothing."""
-    owned: list[tuple[Any, bool]] = []
+    for unknown names, the ids of one object of each of A's models, public ids first), then ids
+    that name nothing."""
     label = KWARG_MODELS.get(kwarg)
     base = kwarg.removesuffix("_id").removesuffix("_pk").replace("_", "")
     if label is None and base not in ("", "pk", "id", "objectid"):
@@ -151,10 +166,14 @@ def candidate_values(endpoint: Endpoint, kwarg: str, world: Any) -> list[tuple[A
         named += [lab for lab in world.owned if lab.split(".")[1].endswith(base) and lab not in named]
         label = named[0] if named else None
     if label is not None:
-        owned = [(obj.pk, True) for obj in world.owned.get(label, [])]
+        owned = [v for obj in world.owned.get(label, []) for v in object_ids(obj)]
+        limit = MAX_VALUES_PER_KWARG
     else:
-        owned = [(objs[0].pk, True) for objs in world.owned.values() if objs]
-    values = [(v, o) for v, o in owned if endpoint.accepts(kwarg, v)][: MAX_VALUES_PER_KWARG - 2]
+        owned = [v for objs in world.owned.values() if objs for v in object_ids(objs[0])]
+        owned.sort(key=lambda v: not isinstance(v, str))  # opaque text ids are what <str:...> takes
+        limit = MAX_VALUES_UNKNOWN_KWARG
+    unique = list(dict.fromkeys(owned))
+    values = [(v, True) for v in unique if endpoint.accepts(kwarg, v)][:limit]
     values += [(v, False) for v in random_values() if endpoint.accepts(kwarg, v)]
     return values
 
@@ -194,5 +213,6 @@ def targets(world: Any) -> tuple[list[Target], list[str]]:
         built.sort(key=lambda t: (not t.owned, t.url))
         if not built:
             unbuildable.append(endpoint.route)
-        found += built[:MAX_URLS_PER_PATTERN]
+        # The admin is Django's (every view refuses non-staff alike): a few of its URLs suffice.
+        found += built[: 3 if endpoint.is_admin else MAX_URLS_PER_PATTERN]
     return found, unbuildable

@@ -45,8 +45,17 @@ class World:
         return [(label, obj.pk) for label, objs in self.owned.items() for obj in objs]
 
     def secret_strings(self) -> set[str]:
-        """Strings that identify A's data: UUID primary keys and the mark in A's texts."""
-        ids = {str(pk) for _label, pk in self.owned_ids() if isinstance(pk, uuid.UUID)}
+        """Strings that identify A's data: UUIDs and opaque public ids of A's rows, and the mark
+        in A's texts."""
+        from tests.security.urlwalk import object_ids
+
+        ids = {
+            str(v)
+            for objs in self.owned.values()
+            for obj in objs
+            for v in object_ids(obj)
+            if isinstance(v, uuid.UUID) or (isinstance(v, str) and len(v) >= 12)
+        }
         return ids | {SECRET_MARK}
 
 

@@ -79,8 +79,7 @@ class FaultStack:
 
     def statuses(self, run_ids: list[str]) -> dict[str, tuple]:
         rows = self.stack.query(
-            "select id, status, attempts, dispatches, error from runs_run where id in (%s)"
-            % ",".join("?" * len(run_ids)),
+            f"select id, status, attempts, dispatches, error from runs_run where id in ({_marks(run_ids)})",  # noqa: S608
             tuple(r.replace("-", "") for r in run_ids),
         )
         return {row[0]: row[1:] for row in rows}
@@ -95,8 +94,7 @@ class FaultStack:
 
     def outputs_per_run(self, run_ids: list[str]) -> dict[str, int]:
         rows = self.stack.query(
-            "select run_id, count(*) from runs_output where run_id in (%s) group by run_id"
-            % ",".join("?" * len(run_ids)),
+            f"select run_id, count(*) from runs_output where run_id in ({_marks(run_ids)}) group by run_id",  # noqa: S608
             tuple(r.replace("-", "") for r in run_ids),
         )
         return dict(rows)

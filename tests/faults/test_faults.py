@@ -29,6 +29,17 @@ def submit_many(faults, n: int, tag: str, *, retry_s: float = 0, into: list[str]
     return run_ids
 
 
+def wait_some_running(faults, run_ids: list[str], timeout: float = 20) -> int:
+    """Wait until the database shows runs in progress (some still queued); returns how many."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = [s[0] for s in faults.statuses(run_ids).values()]
+        if "running" in states and "queued" in states:
+            return states.count("running")
+        time.sleep(0.05)
+    return 0
+
+
 def assert_all_succeeded_once(faults, title: str, run_ids: list[str], timeout: float = 120) -> dict:
     states = faults.wait_finished(run_ids, timeout)
     outputs = faults.outputs_per_run(run_ids)
@@ -62,8 +73,7 @@ def test_killing_pool_children_ten_times_during_100_jobs_loses_and_duplicates_no
 def test_killing_the_whole_worker_and_starting_a_new_one_loses_nothing(faults):
     first = faults.start_worker(concurrency=2)
     run_ids = submit_many(faults, 30, "whole")
-    time.sleep(1.5)  # some running, some queued
-    running = sum(1 for s in faults.statuses(run_ids).values() if s[0] == "running")
+    running = wait_some_running(faults, run_ids)
     faults.stack.kill(first, signal.SIGKILL)
     second = faults.start_worker(concurrency=2)
     try:
@@ -141,9 +151,8 @@ def test_a_job_past_its_time_limit_fails_with_timeout_and_the_next_job_is_fine(f
 
 def test_sigterm_during_running_jobs_loses_nothing(faults):
     first = faults.start_worker(concurrency=4)
-    run_ids = submit_many(faults, 40, "sigterm")
-    time.sleep(1.0)
-    running = sum(1 for s in faults.statuses(run_ids).values() if s[0] == "running")
+    run_ids = submit_many(faults, 60, "sigterm")
+    running = wait_some_running(faults, run_ids)
     faults.stack.kill(first, signal.SIGTERM)  # warm shutdown: finish what runs, hand back the rest
     second = faults.start_worker(concurrency=4)
     try:

@@ -8,7 +8,7 @@ MODEL ?= smollm2-135m
 # The venv is rebuilt when pyproject.toml (the pins) changes.
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test test-postgres loadtest bench check lint system system-test venv models default-model migrate clean help
+.PHONY: run test test-postgres loadtest bench check check-deploy lint system system-test venv models default-model migrate clean help
 
 help:
 	@echo "make run    install what is missing, prepare the model, start DecodeLab on http://127.0.0.1:8000"
@@ -64,10 +64,18 @@ lint: venv
 check: venv
 	$(PY) manage.py check --fail-level WARNING
 
+# Django's deployment checklist with the production settings and only what a deployment must
+# set (a generated secret key, a host name, a database URL): no warnings allowed.
+check-deploy: venv
+	DJANGO_SETTINGS_MODULE=decodelab.config.settings.production \
+	DJANGO_SECRET_KEY=$$($(PY) -c "import secrets; print(secrets.token_urlsafe(50))") \
+	DJANGO_ALLOWED_HOSTS=decodelab.example DATABASE_URL=sqlite:///$$(mktemp -d)/deploy.sqlite3 \
+	$(PY) manage.py check --deploy --fail-level WARNING
+
 # The service, API and end-to-end tests run a second time on Debian's PostgreSQL (installed
 # and started by scripts/ensure-postgres.sh), as production runs on it.
 PG_TESTS := tests/runs tests/catalog tests/users tests/experiments tests/ratings tests/e2e
-test: system-test venv default-model lint check
+test: system-test venv default-model lint check check-deploy
 	$(PY) -m pytest
 	@echo "--- the same service, API and end-to-end tests on PostgreSQL ---"
 	DATABASE_URL=$$(scripts/ensure-postgres.sh) $(PY) -m pytest $(PG_TESTS) -m "not browser and not faults"

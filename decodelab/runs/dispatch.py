@@ -12,9 +12,9 @@ import logging
 import time
 
 import redis
+from django.conf import settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from django.conf import settings
 
 from decodelab.config.celery import app
 from workers.protocol import DecodeRequest, queue_name

@@ -76,10 +76,12 @@ def detect_format(filename: str, requested: str = "") -> str:
     )
 
 
-def decode_upload(data: bytes, filename: str) -> str:
-    if len(data) > MAX_UPLOAD_BYTES:
+def decode_upload(data: bytes, filename: str, size: int | None = None) -> str:
+    """``size`` is the file's full size when the caller read at most MAX_UPLOAD_BYTES + 1 bytes."""
+    size = max(size or 0, len(data))
+    if size > MAX_UPLOAD_BYTES:
         raise ApplicationError(
-            f"{filename!r} is {len(data):,} bytes; the limit is {MAX_UPLOAD_BYTES:,} bytes (2 MB)", field="file"
+            f"{filename!r} is {size:,} bytes; the limit is {MAX_UPLOAD_BYTES:,} bytes (2 MB)", field="file"
         )
     if not data.strip():
         raise ApplicationError(f"{filename!r} is empty", field="file")
@@ -96,10 +98,12 @@ def decode_upload(data: bytes, filename: str) -> str:
     return text
 
 
-def parse_upload(data: bytes, filename: str, requested_format: str = "") -> tuple[str, list[PromptRow]]:
+def parse_upload(
+    data: bytes, filename: str, requested_format: str = "", size: int | None = None
+) -> tuple[str, list[PromptRow]]:
     """Bytes of an uploaded file to checked rows (duplicates flagged). Raises ApplicationError."""
     fmt = detect_format(filename, requested_format)
-    text = decode_upload(data, filename)
+    text = decode_upload(data, filename, size)
     tab = filename.lower().endswith(".tsv")
     raw = _jsonl_records(text) if fmt == "jsonl" else _csv_records(text, "\t" if tab else ",")
     return fmt, check_rows(raw, field="file")

@@ -44,7 +44,7 @@ def prompt_set_list(*, user, q: str = "") -> QuerySet[PromptSet]:
     qs = PromptSet.objects.filter(owner=user).annotate(
         item_count=Count("items", distinct=True),
         duplicate_count=Count("items", filter=Q(items__duplicate_of__isnull=False), distinct=True),
-    )
+    ).order_by("-created_at")
     return qs.filter(name__icontains=q) if q else qs
 
 
@@ -110,6 +110,7 @@ def experiment_list(*, user, status: str = "", q: str = "", prompt_set: str = ""
             run_unfinished=Count(runs, filter=Q(**{f"{runs}__status__in": ("queued", "running")}), distinct=True),
             run_started=Count(runs, filter=~Q(**{f"{runs}__status": "queued"}), distinct=True),
         )
+        .order_by("-created_at")
     )
     if q:
         qs = qs.filter(name__icontains=q)

@@ -96,9 +96,11 @@ def prompt_set_create(*, owner, name: Any, prompts: Any, description: str = "") 
 
 
 @transaction.atomic
-def prompt_set_upload(*, owner, name: Any, data: bytes, filename: str, file_format: str = "") -> PromptSet:
+def prompt_set_upload(
+    *, owner, name: Any, data: bytes, filename: str, file_format: str = "", size: int | None = None
+) -> PromptSet:
     """A prompt set from an uploaded JSONL or CSV file (see promptfiles for the format)."""
-    fmt, rows = promptfiles.parse_upload(data, filename, file_format)
+    fmt, rows = promptfiles.parse_upload(data, filename, file_format, size)
     name = _name(name or filename.rsplit("/", 1)[-1].rsplit(".", 1)[0] or "upload")
     return _store_prompt_set(owner=owner, name=name, description="", source=fmt, filename=filename, rows=rows)
 

@@ -42,9 +42,7 @@ def finish(
     error: str | None = None,
 ) -> None:
     """Mark the run started ``duration_s`` ago on worker w1, then store its result."""
-    runs_services.run_mark_running(
-        run_id=str(run.id), attempt=1, worker="w1", started_at=time.time() - duration_s
-    )
+    runs_services.run_mark_running(run_id=str(run.id), attempt=1, worker="w1", started_at=time.time() - duration_s)
     result: dict[str, Any] = {"run_id": str(run.id), "attempt": 1}
     if error:
         result.update(error=error, error_field="params")

@@ -228,8 +228,8 @@ def test_a_sweep_makes_one_validated_preset_per_combination(researcher):
     )
     points = sorted((p.params["temperature"], p.params["top_p"]) for p in sweep.presets.all())
     assert points == [(0.7, 0.9), (0.7, 1.0), (1.0, 0.9), (1.0, 1.0)]
-    assert all(p.sweep_point == {"temperature": p.params["temperature"], "top_p": p.params["top_p"]}
-               for p in sweep.presets.all())  # fmt: skip
+    for p in sweep.presets.all():
+        assert p.sweep_point == {"temperature": p.params["temperature"], "top_p": p.params["top_p"]}
     assert len({p.config_hash for p in sweep.presets.all()}) == 4
 
 
@@ -242,8 +242,12 @@ def test_a_sweep_makes_one_validated_preset_per_combination(researcher):
         ({"param": "nope", "values": [1]}, None, "x.param", "not a numeric"),
         ({"param": "temperature", "values": [0.5, 0.5]}, None, "x.values[1]", "twice"),
         ({"param": "temperature", "values": []}, None, "x.values", "1 to 10"),
-        ({"param": "temperature", "values": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]},
-         {"param": "top_p", "values": [0.5, 0.6, 0.7, 0.8, 0.9]}, "y.values", "at most 25"),  # fmt: skip
+        (
+            {"param": "temperature", "values": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]},
+            {"param": "top_p", "values": [0.5, 0.6, 0.7, 0.8, 0.9]},
+            "y.values",
+            "at most 25",
+        ),
         ({"param": "top_p", "values": [0.5]}, {"param": "top_p", "values": [0.6]}, "y.param", "different"),
     ],
 )

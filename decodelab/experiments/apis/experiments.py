@@ -12,6 +12,7 @@ from drf_spectacular.utils import (
     extend_schema_serializer,
 )
 from rest_framework import serializers, status
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -177,8 +178,16 @@ class ExperimentMetricsApi(APIView):
         return Response(MetricsSerializer(selectors.experiment_metrics(experiment)).data)
 
 
+class ExportNegotiation(DefaultContentNegotiation):
+    """``?format=`` names the export's file format here, not a DRF renderer: errors stay JSON."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class ExperimentExportApi(APIView):
     permission_classes = [IsResearcher]
+    content_negotiation_class = ExportNegotiation
 
     @extend_schema(
         parameters=[

@@ -103,6 +103,7 @@ class PromptSetUploadApi(APIView):
             name=data.validated_data["name"],
             data=upload.read(MAX_UPLOAD_BYTES + 1),
             filename=upload.name,
+            size=upload.size,
             file_format=data.validated_data.get("format", ""),
         )
         prompt_set = selectors.prompt_set_get(user=request.user, prompt_set_id=prompt_set.id)

@@ -42,6 +42,7 @@ def prompt_set_upload(request: HttpRequest) -> HttpResponse:
             name=form["upload_name"],
             data=upload.read(MAX_UPLOAD_BYTES + 1),
             filename=upload.name,
+            size=upload.size,
         )
     except ApplicationError as exc:
         messages = exc.extra.get("errors", {}).get(exc.field) or [exc.message]

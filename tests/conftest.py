@@ -19,6 +19,16 @@ def point_celery_at(url: str) -> None:
     celery_app.amqp._producer_pool = None
 
 
+@pytest.fixture(autouse=True)
+def _fresh_model_catalogue():
+    """Each test sees its own database's models, not a previous test's cached list."""
+    from decodelab.catalog.selectors import offered_cache_clear
+
+    offered_cache_clear()
+    yield
+    offered_cache_clear()
+
+
 @pytest.fixture(scope="session")
 def redis_port(tmp_path_factory):
     with redis_server(tmp_path_factory.mktemp("redis")) as port:

@@ -3,6 +3,7 @@ parameters (read from the torch-free worker protocol)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from django.conf import settings
@@ -44,7 +45,22 @@ def model_list() -> list[dict[str, Any]]:
 
 
 def offered_model_names() -> list[str]:
-    return [m["name"] for m in model_list()]
+    """Names of the models a submission may use. Read on every submission, so kept for a few
+    seconds per process (workers report new models rarely; a stale answer only delays them)."""
+    now = time.monotonic()
+    if _offered_cache and now - _offered_cache[0] < OFFERED_CACHE_S:
+        return list(_offered_cache[1])
+    names = [m["name"] for m in model_list()]
+    _offered_cache[:] = [now, names]
+    return list(names)
+
+
+OFFERED_CACHE_S = 5.0
+_offered_cache: list = []
+
+
+def offered_cache_clear() -> None:
+    _offered_cache.clear()
 
 
 def draft_models_for(target: str) -> list[str]:

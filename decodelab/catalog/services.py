@@ -5,6 +5,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from decodelab.catalog import selectors
 from decodelab.catalog.models import LanguageModel
 
 FIELDS = (
@@ -29,4 +30,5 @@ def models_report(*, reporter: str, models: list[dict[str, Any]]) -> int:
         LanguageModel.objects.update_or_create(
             name=entry["name"], defaults={**values, "reported_by": reporter[:200], "last_seen_at": now}
         )
+    transaction.on_commit(selectors.offered_cache_clear)
     return len(models)

@@ -155,9 +155,15 @@ def comparison_create(
         runs.append(Run(comparison=comparison, position=i, config_hash=config_hash(identity), **preset))
     Run.objects.bulk_create(runs)
     if dispatch_now:
-        run_ids = [run.id for run in runs]
-        transaction.on_commit(lambda: runs_dispatch(run_ids=run_ids))
+        transaction.on_commit(lambda: _dispatch_created(runs))
     return comparison
+
+
+def _dispatch_created(runs: list[Run]) -> None:
+    """Send runs just created (still in memory, so no re-read); stop at the first broker failure."""
+    for run in runs:
+        if not run_dispatch(run=run):
+            break
 
 
 def _check_quota(owner, *, adding: int) -> None:

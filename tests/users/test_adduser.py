@@ -10,10 +10,10 @@ from decodelab.users.models import User
 @pytest.mark.django_db
 def test_adduser_prints_a_password_and_token_that_work():
     out = io.StringIO()
-    call_command("adduser", "lin", "--role", "annotator", stdout=out)
+    call_command("adduser", "lin", "--role", "researcher", stdout=out)
     lines = dict(line.split(": ", 1) for line in out.getvalue().splitlines() if ": " in line)
     user = User.objects.get(username="lin")
-    assert user.role == "annotator" and user.check_password(lines["password"])
+    assert user.role == "researcher" and user.check_password(lines["password"])
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {lines['api token']}")
     assert client.get("/api/v1/strategies/").status_code == 200

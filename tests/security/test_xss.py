@@ -15,6 +15,7 @@ import re
 import pytest
 from django.test import Client
 
+from decodelab.runs import services
 from decodelab.runs.models import Comparison, Output, Run
 from tests.security.urlwalk import targets
 from tests.security.world import make_world, trace
@@ -53,17 +54,66 @@ def store_payloads(world) -> None:
     Run.objects.filter(pk=queued.pk).update(label=PAYLOAD, status="running", worker=PAYLOAD)
 
 
+def rating_session(world) -> str:
+    """A pairwise rating session over A's comparison with the annotator, made through the ratings
+    app's services (so its item, task and vote pages show the annotator A's outputs); its rows
+    go first in A's rows so the walk's URLs name them. Returns what happened, for the report."""
+    try:
+        from decodelab.ratings import services as ratings
+    except ImportError as exc:
+        return f"no ratings services: {exc}"
+    # A second comparison of A's whose runs have all finished: items are made from finished ones.
+    rated = services.comparison_create(
+        owner=world.owner.user,
+        prompt=PAYLOAD,
+        chat=False,
+        presets=[{"strategy": "greedy"}, {"strategy": "sampling", "params": {"temperature": 0.5}}],
+    )
+    for n, run in enumerate(rated.runs.order_by("position")):
+        services.run_store_result(
+            result={
+                "run_id": str(run.id),
+                "attempt": 1,
+                "outputs": [
+                    {"index": 0, "text": f"{PAYLOAD} {n}", "token_ids": [3], "finish_reason": "length", "score": None}
+                ],
+                "prompt_token_ids": [1],
+            }
+        )
+    try:
+        session = ratings.session_create(
+            owner=world.owner.user,
+            name=PAYLOAD[:100],
+            mode="pairwise",
+            comparison_ids=[rated.id],
+            annotators=[world.annotator.user.username],
+            instructions=PAYLOAD,
+        )
+    except Exception as exc:  # the ratings app's API changed: report it, keep the generic rows
+        return f"session_create failed: {type(exc).__name__}: {exc}"
+    for obj in [session, *session.items.all()]:
+        label = obj._meta.label_lower
+        world.owned[label] = [obj, *world.owned.get(label, [])]
+    for model_name, rows in (("assignment", "assignments"), ("candidate", "candidates")):
+        found = [row for item in session.items.all() for row in getattr(item, rows).all()]
+        if found:
+            label = f"ratings.{model_name}"
+            world.owned[label] = [*found, *world.owned.get(label, [])]
+    return f"session with {session.items.count()} items"
+
+
 @pytest.fixture
 def world(db):
     world = make_world(text=PAYLOAD, prompt=PAYLOAD, annotator_rows=True)
     store_payloads(world)
+    world.ratings_note = rating_session(world)
     return world
 
 
 def html_pages(client: Client, world) -> dict[str, str]:
     """Every HTML page (and htmx partial) of the walk this client can read."""
     found: dict[str, str] = {}
-    all_targets, _ = targets(world)
+    all_targets, _ = targets(world, per_kwarg=20, per_pattern=20)  # GETs only: cheap enough to try more ids
     for target in all_targets:
         if target.endpoint.is_admin or (target.nothing and not target.owned):
             continue
@@ -108,7 +158,10 @@ def test_annotator_pages_show_stored_markup_escaped(world):
     assert pages, "the annotator can open no page"
     report = ROOT / "test-artifacts" / "security"
     report.mkdir(parents=True, exist_ok=True)
-    (report / "xss-annotator-pages.txt").write_text("\n".join(sorted(pages)) + "\n")
+    (report / "xss-annotator-pages.txt").write_text(world.ratings_note + "\n" + "\n".join(sorted(pages)) + "\n")
+    if world.ratings_note.startswith("session with"):
+        shown = [url for url, html in pages.items() if ESCAPED_SCRIPT in html]
+        assert shown, f"no annotator page shows A's outputs ({world.ratings_note}): {sorted(pages)}"
     leaks = {url: raw_payload_in(html) for url, html in pages.items() if raw_payload_in(html)}
     assert not leaks, leaks
 

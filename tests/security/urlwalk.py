@@ -16,8 +16,7 @@ from django.utils.regex_helper import normalize
 # Pages anyone may open: the login and logout views, the API's own description (it holds no
 # data), and the root redirect.
 PUBLIC_ROUTES = {"", "login/", "logout/", "api/schema/", "api/docs/", "admin/login/", "admin/logout/"}
-MAX_VALUES_PER_KWARG = 3  # A's ids for a parameter whose model is known (besides the ids naming nothing)
-MAX_VALUES_UNKNOWN_KWARG = 6
+MAX_VALUES_PER_KWARG = 8  # A's ids tried per URL parameter (besides the ids that name nothing)
 MAX_URLS_PER_PATTERN = 8
 # Known URL parameter names and the model whose ids they take; other names are matched to models
 # by name (experiment_id -> experiments.experiment), or get one id of each of A's models.
@@ -154,10 +153,11 @@ def object_ids(obj: Any) -> list[Any]:
     return ids
 
 
-def candidate_values(endpoint: Endpoint, kwarg: str, world: Any) -> list[tuple[Any, bool]]:
-    """(value, is A's) pairs for one URL parameter: A's ids of the model the name points at (or,
-    for unknown names, the ids of one object of each of A's models, public ids first), then ids
-    that name nothing."""
+def candidate_values(
+    endpoint: Endpoint, kwarg: str, world: Any, limit: int = MAX_VALUES_PER_KWARG
+) -> list[tuple[Any, bool]]:
+    """(value, is A's) pairs for one URL parameter: A's ids (the model the name points at first),
+    then ids that name nothing."""
     label = KWARG_MODELS.get(kwarg)
     base = kwarg.removesuffix("_id").removesuffix("_pk").replace("_", "")
     if label is None and base not in ("", "pk", "id", "objectid"):
@@ -165,13 +165,12 @@ def candidate_values(endpoint: Endpoint, kwarg: str, world: Any) -> list[tuple[A
         named = [lab for lab in world.owned if lab.split(".")[1] == base]
         named += [lab for lab in world.owned if lab.split(".")[1].endswith(base) and lab not in named]
         label = named[0] if named else None
-    if label is not None:
-        owned = [v for obj in world.owned.get(label, []) for v in object_ids(obj)]
-        limit = MAX_VALUES_PER_KWARG
-    else:
-        owned = [v for objs in world.owned.values() if objs for v in object_ids(objs[0])]
-        owned.sort(key=lambda v: not isinstance(v, str))  # opaque text ids are what <str:...> takes
-        limit = MAX_VALUES_UNKNOWN_KWARG
+    # The named model's ids first; then one object of each of A's models, opaque text ids (what
+    # <str:...> parameters usually take: item_id may well be an assignment's public id) first.
+    named_ids = [v for obj in world.owned.get(label, []) for v in object_ids(obj)] if label else []
+    texts = [v for objs in world.owned.values() for obj in objs for v in object_ids(obj)[1:] if isinstance(v, str)]
+    pks = [objs[0].pk for objs in world.owned.values() if objs]
+    owned = named_ids + texts + pks
     unique = list(dict.fromkeys(owned))
     values = [(v, True) for v in unique if endpoint.accepts(kwarg, v)][:limit]
     values += [(v, False) for v in random_values() if endpoint.accepts(kwarg, v)]
@@ -190,7 +189,11 @@ class Target:
         return self.owned or self.nothing
 
 
-def targets(world: Any) -> tuple[list[Target], list[str]]:
+def targets(
+    world: Any, per_kwarg: int = MAX_VALUES_PER_KWARG, per_pattern: int = MAX_URLS_PER_PATTERN
+) -> tuple[list[Target], list[str]]:
+    """Concrete URLs for every pattern (at most ``per_pattern`` each, A's ids first), and the
+    routes no URL could be built for."""
     found: list[Target] = []
     unbuildable: list[str] = []
     for endpoint in endpoints():
@@ -202,17 +205,17 @@ def targets(world: Any) -> tuple[list[Target], list[str]]:
             else:
                 found.append(Target(endpoint, url, owned=False, nothing=False))
             continue
-        choices = [candidate_values(endpoint, k, world) for k in kwargs]
+        choices = [candidate_values(endpoint, k, world, per_kwarg) for k in kwargs]
         built = []
         for combo in itertools.product(*choices):
             url = endpoint.build({k: v for k, (v, _) in zip(kwargs, combo, strict=True)})
             if url is not None:
                 owned = any(o for _, o in combo)
                 built.append(Target(endpoint, url, owned=owned, nothing=not all(o for _, o in combo)))
-        # Keep A's ids first, then the ones that name nothing.
-        built.sort(key=lambda t: (not t.owned, t.url))
+        # A's ids first (in the order of preference above), then the ones that name nothing.
+        built.sort(key=lambda t: not t.owned)
         if not built:
             unbuildable.append(endpoint.route)
         # The admin is Django's (every view refuses non-staff alike): a few of its URLs suffice.
-        found += built[: 3 if endpoint.is_admin else MAX_URLS_PER_PATTERN]
+        found += built[: 3 if endpoint.is_admin else per_pattern]
     return found, unbuildable

@@ -41,10 +41,14 @@ def _get(queryset: QuerySet, what: str, **lookup: Any):
 
 
 def prompt_set_list(*, user, q: str = "") -> QuerySet[PromptSet]:
-    qs = PromptSet.objects.filter(owner=user).annotate(
-        item_count=Count("items", distinct=True),
-        duplicate_count=Count("items", filter=Q(items__duplicate_of__isnull=False), distinct=True),
-    ).order_by("-created_at")
+    qs = (
+        PromptSet.objects.filter(owner=user)
+        .annotate(
+            item_count=Count("items", distinct=True),
+            duplicate_count=Count("items", filter=Q(items__duplicate_of__isnull=False), distinct=True),
+        )
+        .order_by("-created_at")
+    )
     return qs.filter(name__icontains=q) if q else qs
 
 
@@ -158,7 +162,12 @@ def experiment_progress(experiment: Experiment, *, now: dt.datetime | None = Non
         runs.filter(started_at__gte=now - WORKER_WINDOW).exclude(worker="").values("worker").distinct().count() or 1
     )
     remaining = total - finished
-    eta = statistics.fmean(durations) * remaining / workers if durations and remaining else (0.0 if total else None)
+    if total and not remaining:
+        eta: float | None = 0.0
+    elif durations:
+        eta = statistics.fmean(durations) * remaining / workers
+    else:
+        eta = None  # nothing has succeeded yet: no basis for an estimate
     if experiment.cancelled_at:
         status = "cancelled"
     elif total and remaining == 0:

@@ -34,7 +34,8 @@ def _new_context(request: HttpRequest, form: dict[str, Any], errors: dict[str, s
         "form": form,
         "errors": errors,
         "prompt_sets": selectors.prompt_set_list(user=request.user),
-        "presets": selectors.preset_list(user=request.user)[:500],
+        # Oldest first, so a sweep's presets keep the order of its values.
+        "presets": selectors.preset_list(user=request.user).order_by("created_at")[:500],
         "max_presets": MAX_PRESETS_PER_EXPERIMENT,
         "max_samples": MAX_SAMPLES,
     }
@@ -152,13 +153,23 @@ RATE_COLUMNS = [
 ]
 
 
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def _summary_text(s: dict[str, Any]) -> dict[str, Any] | None:
+    if s["median"] is None:
+        return None
+    return {"median": _num(s["median"]), "range": f"{_num(s['p25'])} to {_num(s['p75'])}", "n": s["n"]}
+
+
 @researcher_required
 @require_GET
 def experiment_metrics(request: HttpRequest, experiment_id) -> HttpResponse:
     experiment = selectors.experiment_get(user=request.user, experiment_id=experiment_id)
     metrics = selectors.experiment_metrics(experiment)
     for c in metrics["configurations"]:
-        c["cells"] = [c[key] for key, _label, _d in METRIC_COLUMNS]
+        c["cells"] = [_summary_text(c[key]) for key, _label, _d in METRIC_COLUMNS]
         c["rate_cells"] = [c[key] for key, _label, _d in RATE_COLUMNS]
     chart = {
         "labels": [c["label"] for c in metrics["configurations"]],

@@ -84,7 +84,7 @@ def experiment_prompt(request: HttpRequest, experiment_id, item_id: int) -> Http
         "layout": layout,
         "sample": sample,
         "samples": range(experiment.samples),
-        "slots": range(layout),
+        "slots": range(min(layout, len(configs))),
         "chosen": chosen,
         "diff_pair": first_outputs[:2] if len(first_outputs) >= 2 else None,
     }

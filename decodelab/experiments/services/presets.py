@@ -1,10 +1,7 @@
-"""Writes of the workbench: prompt sets, presets, sweeps, experiments (and cancelling them).
+"""Presets (saved decoder configurations, hashed exactly as runs are) and sweeps that make them.
 
-Every service validates everything before it writes a row and runs in one transaction, so a
-refused request stores nothing. Presets are validated by the same torch-free functions the
-comparison form and the worker use (workers.strategies, workers.protocol), and hashed by the
-same function runs are (decodelab.catalog.confighash).
-"""
+Validated by the same torch-free functions the comparison form and the worker use
+(workers.strategies, workers.protocol), hashed by decodelab.catalog.confighash."""
 
 from __future__ import annotations
 
@@ -13,104 +10,23 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from decodelab.catalog import selectors as catalog
 from decodelab.catalog.confighash import config_hash, config_identity
 from decodelab.common.errors import ApplicationError
-from decodelab.experiments import promptfiles
 from decodelab.experiments.models import (
-    Experiment,
-    ExperimentComparison,
-    ExperimentConfig,
     Preset,
-    PromptItem,
-    PromptSet,
     SeedPolicy,
     Sweep,
 )
+from decodelab.experiments.services.common import checked_name
 from decodelab.runs import services as runs_services
-from decodelab.runs.models import FINISHED_STATUSES, Run
 from workers.protocol import ParamError, check_model_config, validate_max_new_tokens, validate_seed, validate_stop
 from workers.strategies import STRATEGIES, build_config
 
-MAX_PRESETS_PER_EXPERIMENT = 25
-MAX_SAMPLES = 16
 MAX_SWEEP_VALUES = 10
 MAX_SWEEP_POINTS = 25
 SWEEPABLE_KINDS = ("int", "float", "bool", "choice")
-
-
-# --- prompt sets -------------------------------------------------------------------------
-
-
-def _name(name: Any, field: str = "name") -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise ApplicationError("must be 1 to 200 characters", field=field)
-    return name.strip()
-
-
-def _store_prompt_set(
-    *, owner, name: str, description: str, source: str, filename: str, rows: list[promptfiles.PromptRow]
-) -> PromptSet:
-    prompt_set = PromptSet(owner=owner, name=name, description=description, source=source, filename=filename[:255])
-    prompt_set.full_clean()
-    prompt_set.save()
-    items = PromptItem.objects.bulk_create(
-        [
-            PromptItem(
-                prompt_set=prompt_set,
-                position=i,
-                external_id=row.external_id,
-                prompt=row.prompt,
-                reference=row.reference,
-                tags=row.tags,
-            )
-            for i, row in enumerate(rows)
-        ]
-    )
-    by_line = {row.line: item for row, item in zip(rows, items, strict=True)}
-    flagged = []
-    for row, item in zip(rows, items, strict=True):
-        if row.duplicate_of is not None:
-            item.duplicate_of = by_line[row.duplicate_of]
-            flagged.append(item)
-    PromptItem.objects.bulk_update(flagged, ["duplicate_of"])
-    return prompt_set
-
-
-@transaction.atomic
-def prompt_set_create(*, owner, name: Any, prompts: Any, description: str = "") -> PromptSet:
-    """A prompt set from a list of ``{"prompt", "id"?, "reference"?, "tags"?}`` (or strings)."""
-    name = _name(name)
-    if not isinstance(prompts, list):
-        raise ApplicationError("must be a list of prompts", field="prompts")
-    records = []
-    for i, p in enumerate(prompts):
-        record = {"prompt": p} if isinstance(p, str) else p
-        if not isinstance(record, dict):
-            raise ApplicationError("must be a string or an object with a 'prompt'", field=f"prompts[{i}]")
-        records.append((i, record))
-    rows = promptfiles.check_rows(records, field="prompts")
-    return _store_prompt_set(owner=owner, name=name, description=description, source="manual", filename="", rows=rows)
-
-
-@transaction.atomic
-def prompt_set_upload(
-    *, owner, name: Any, data: bytes, filename: str, file_format: str = "", size: int | None = None
-) -> PromptSet:
-    """A prompt set from an uploaded JSONL or CSV file (see promptfiles for the format)."""
-    fmt, rows = promptfiles.parse_upload(data, filename, file_format, size)
-    name = _name(name or filename.rsplit("/", 1)[-1].rsplit(".", 1)[0] or "upload")
-    return _store_prompt_set(owner=owner, name=name, description="", source=fmt, filename=filename, rows=rows)
-
-
-@transaction.atomic
-def prompt_set_delete(*, prompt_set: PromptSet) -> None:
-    used = prompt_set.experiments.count()
-    if used:
-        raise ApplicationError(f"is used by {used} experiment(s); it is kept with them", field="prompt_set")
-    prompt_set.delete()
 
 
 # --- presets -----------------------------------------------------------------------------
@@ -166,7 +82,7 @@ def preset_identity(fields: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _default_name(fields: dict[str, Any]) -> str:
+def _defaultchecked_name(fields: dict[str, Any]) -> str:
     return runs_services.preset_label(fields["strategy"], fields["params"])[:200]
 
 
@@ -200,7 +116,7 @@ def preset_create(
     identity = preset_identity(fields)
     preset = Preset(
         owner=owner,
-        name=_name(name) if name else _default_name(fields),
+        name=checked_name(name) if name else _defaultchecked_name(fields),
         config_hash=config_hash(identity),
         identity=identity,
         sweep=sweep,
@@ -233,7 +149,7 @@ def preset_update(*, preset: Preset, **changes: Any) -> Preset:
     identity = preset_identity(fields)
     for key, value in fields.items():
         setattr(preset, key, value)
-    preset.name = _name(name) if name else _default_name(fields)
+    preset.name = checked_name(name) if name else _defaultchecked_name(fields)
     preset.identity = identity
     preset.config_hash = config_hash(identity)
     preset.full_clean()
@@ -312,7 +228,7 @@ def sweep_create(
         raise ApplicationError(
             f"{len(points)} combinations; at most {MAX_SWEEP_POINTS} per sweep", field="y.values" if y else "x.values"
         )
-    base_name = _name(name) if name else runs_services.preset_label(strategy, base.get("params") or {})[:120]
+    base_name = checked_name(name) if name else runs_services.preset_label(strategy, base.get("params") or {})[:120]
     sweep = Sweep(
         owner=owner,
         name=base_name,
@@ -345,138 +261,3 @@ def sweep_create(
             raise ApplicationError(f"{label} is the same configuration as {seen[preset.config_hash]}", field="x.values")
         seen[preset.config_hash] = label
     return sweep
-
-
-# --- experiments -------------------------------------------------------------------------
-
-
-def _check_seeds(samples: Any, seeds: Any) -> tuple[int, list[int]]:
-    if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_SAMPLES:
-        raise ApplicationError(f"must be an integer between 1 and {MAX_SAMPLES}", field="samples")
-    if seeds in (None, []):
-        return samples, list(range(samples))
-    if not isinstance(seeds, list) or len(seeds) != samples:
-        raise ApplicationError(f"list exactly one seed per sample ({samples})", field="seeds")
-    for i, s in enumerate(seeds):
-        try:
-            validate_seed(s)
-        except ParamError as exc:
-            raise ApplicationError(exc.message, field=f"seeds[{i}]") from exc
-    if len(set(seeds)) != len(seeds):
-        raise ApplicationError("seeds must differ (equal seeds give equal samples)", field="seeds")
-    return samples, list(seeds)
-
-
-def _snapshot(preset: Preset, position: int, experiment: Experiment) -> ExperimentConfig:
-    """Copy the preset, re-hashed with the model's current revision (a worker may have reported
-    new library versions since the preset was saved): the hash its runs will get."""
-    fields = {k: getattr(preset, k) for k in EDITABLE if k != "name"}
-    identity = preset_identity(fields)
-    digest = config_hash(identity)
-    if digest != preset.config_hash:
-        Preset.objects.filter(id=preset.id).update(config_hash=digest, identity=identity)
-    return ExperimentConfig(
-        experiment=experiment,
-        position=position,
-        preset=preset,
-        label=preset.name,
-        config_hash=digest,
-        identity=identity,
-        **fields,
-    )
-
-
-@transaction.atomic
-def experiment_create(
-    *,
-    owner,
-    name: Any,
-    prompt_set: PromptSet,
-    presets: list[Preset],
-    samples: Any = 1,
-    seeds: Any = None,
-    skip_duplicates: bool = True,
-) -> Experiment:
-    """Store the experiment, a copy of each preset, and per prompt one comparison per group of
-    presets sharing model, max_new_tokens, chat, stop strings and seed policy.
-
-    Runs are stored queued and undispatched: the reaper sends them within seconds and again after
-    a crash or restart, which is what makes an experiment resumable. All or nothing: a refused
-    prompt or the runs-in-flight quota (429) rolls the whole experiment back.
-    """
-    name = _name(name)
-    if not presets:
-        raise ApplicationError("choose at least one preset", field="presets")
-    if len(presets) > MAX_PRESETS_PER_EXPERIMENT:
-        raise ApplicationError(f"at most {MAX_PRESETS_PER_EXPERIMENT} presets (got {len(presets)})", field="presets")
-    samples, seeds = _check_seeds(samples, seeds)
-    items = list(prompt_set.items.order_by("position"))
-    if skip_duplicates:
-        items = [item for item in items if item.duplicate_of_id is None]
-    experiment = Experiment(
-        owner=owner, name=name, prompt_set=prompt_set, samples=samples, seeds=seeds, skip_duplicates=skip_duplicates
-    )
-    experiment.full_clean()
-    experiment.save()
-    configs = [_snapshot(p, i, experiment) for i, p in enumerate(presets)]
-    first: dict[str, int] = {}
-    for i, config in enumerate(configs):
-        j = first.setdefault(config.config_hash, i)
-        if j != i:
-            raise ApplicationError(
-                f"{presets[i].name!r} is the same configuration as {presets[j].name!r} (hash {config.config_hash})",
-                field=f"presets[{i}]",
-            )
-    ExperimentConfig.objects.bulk_create(configs)
-
-    groups: dict[tuple, list[ExperimentConfig]] = {}
-    for config in configs:
-        key = (config.model, config.max_new_tokens, config.chat, tuple(config.stop), config.seed_policy)
-        groups.setdefault(key, []).append(config)
-    links = []
-    for item in items:
-        for (model, max_new_tokens, chat, stop, seed_policy), group in groups.items():
-            run_presets = [
-                {
-                    "strategy": c.strategy,
-                    "params": c.params,
-                    "seed": seeds[sample] if seed_policy == SeedPolicy.PER_SAMPLE else c.seed,
-                    "label": c.label,
-                    "sample": sample,
-                }
-                for c in group
-                for sample in range(samples)
-            ]
-            try:
-                comparison = runs_services.comparison_create(
-                    owner=owner,
-                    prompt=item.prompt,
-                    presets=run_presets,
-                    max_new_tokens=max_new_tokens,
-                    chat=chat,
-                    model=model,
-                    stop=list(stop),
-                    max_presets=len(run_presets),
-                    seed_policy=seed_policy,
-                    dispatch_now=False,
-                )
-            except ApplicationError as exc:
-                if exc.status_code != 400:
-                    raise  # the quota (429) keeps its status and message
-                raise ApplicationError(f"prompt {item.external_id!r}: {exc.message}", field=exc.field) from exc
-            links.append(ExperimentComparison(experiment=experiment, item=item, comparison=comparison))
-    ExperimentComparison.objects.bulk_create(links)
-    return experiment
-
-
-@transaction.atomic
-def experiment_cancel(*, experiment: Experiment) -> int:
-    """Cancel every unfinished run of the experiment; returns how many were cancelled."""
-    runs = list(
-        Run.objects.filter(comparison__experiment_link__experiment=experiment).exclude(status__in=FINISHED_STATUSES)
-    )
-    cancelled = runs_services.runs_cancel(runs=runs)
-    if experiment.cancelled_at is None:
-        experiment.cancelled_at = timezone.now()
-        experiment.save(update_fields=["cancelled_at", "updated_at"])
-    return cancelled

@@ -15,10 +15,9 @@ import re
 import pytest
 from django.test import Client
 
-from decodelab.runs import services
 from decodelab.runs.models import Comparison, Output, Run
 from tests.security.urlwalk import targets
-from tests.security.world import make_world, trace
+from tests.security.world import make_world, rating_session, trace
 from tests.support.servers import ROOT
 
 SCRIPT = "<script>alert(1)</script>"
@@ -54,59 +53,11 @@ def store_payloads(world) -> None:
     Run.objects.filter(pk=queued.pk).update(label=PAYLOAD, status="running", worker=PAYLOAD)
 
 
-def rating_session(world) -> str:
-    """A pairwise rating session over A's comparison with the annotator, made through the ratings
-    app's services (so its item, task and vote pages show the annotator A's outputs); its rows
-    go first in A's rows so the walk's URLs name them. Returns what happened, for the report."""
-    try:
-        from decodelab.ratings import services as ratings
-    except ImportError as exc:
-        return f"no ratings services: {exc}"
-    # A second comparison of A's whose runs have all finished: items are made from finished ones.
-    rated = services.comparison_create(
-        owner=world.owner.user,
-        prompt=PAYLOAD,
-        chat=False,
-        presets=[{"strategy": "greedy"}, {"strategy": "sampling", "params": {"temperature": 0.5}}],
-    )
-    for n, run in enumerate(rated.runs.order_by("position")):
-        services.run_store_result(
-            result={
-                "run_id": str(run.id),
-                "attempt": 1,
-                "outputs": [
-                    {"index": 0, "text": f"{PAYLOAD} {n}", "token_ids": [3], "finish_reason": "length", "score": None}
-                ],
-                "prompt_token_ids": [1],
-            }
-        )
-    try:
-        session = ratings.session_create(
-            owner=world.owner.user,
-            name=PAYLOAD[:100],
-            mode="pairwise",
-            comparison_ids=[rated.id],
-            annotators=[world.annotator.user.username],
-            instructions=PAYLOAD,
-        )
-    except Exception as exc:  # the ratings app's API changed: report it, keep the generic rows
-        return f"session_create failed: {type(exc).__name__}: {exc}"
-    for obj in [session, *session.items.all()]:
-        label = obj._meta.label_lower
-        world.owned[label] = [obj, *world.owned.get(label, [])]
-    for model_name, rows in (("assignment", "assignments"), ("candidate", "candidates")):
-        found = [row for item in session.items.all() for row in getattr(item, rows).all()]
-        if found:
-            label = f"ratings.{model_name}"
-            world.owned[label] = [*found, *world.owned.get(label, [])]
-    return f"session with {session.items.count()} items"
-
-
 @pytest.fixture
 def world(db):
     world = make_world(text=PAYLOAD, prompt=PAYLOAD, annotator_rows=True)
     store_payloads(world)
-    world.ratings_note = rating_session(world)
+    world.ratings_note = rating_session(world, text=PAYLOAD)
     return world
 
 

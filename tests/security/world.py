@@ -237,3 +237,51 @@ def sample_value(f: models.Field, text: str) -> Any:
     if isinstance(f, models.BinaryField):
         return b""
     return None
+
+
+def rating_session(world: World, *, text: str) -> str:
+    """A pairwise rating session over A's comparison with the annotator, made through the ratings
+    app's services (so its item, task and vote pages show the annotator A's outputs); its rows
+    go first in A's rows so the walk's URLs name them. Returns what happened, for the report."""
+    try:
+        from decodelab.ratings import services as ratings
+    except ImportError as exc:
+        return f"no ratings services: {exc}"
+    # A second comparison of A's whose runs have all finished: items are made from finished ones.
+    rated = services.comparison_create(
+        owner=world.owner.user,
+        prompt=text,
+        chat=False,
+        presets=[{"strategy": "greedy"}, {"strategy": "sampling", "params": {"temperature": 0.5}}],
+    )
+    for n, run in enumerate(rated.runs.order_by("position")):
+        services.run_store_result(
+            result={
+                "run_id": str(run.id),
+                "attempt": 1,
+                "outputs": [
+                    {"index": 0, "text": f"{text} {n}", "token_ids": [3], "finish_reason": "length", "score": None}
+                ],
+                "prompt_token_ids": [1],
+            }
+        )
+    try:
+        session = ratings.session_create(
+            owner=world.owner.user,
+            name=text[:100],
+            mode="pairwise",
+            comparison_ids=[rated.id],
+            annotators=[world.annotator.user.username],
+            instructions=text,
+        )
+    except Exception as exc:  # the ratings app's API changed: report it, keep the generic rows
+        return f"session_create failed: {type(exc).__name__}: {exc}"
+    for obj in [session, *session.items.all()]:
+        label = obj._meta.label_lower
+        world.owned[label] = [obj, *world.owned.get(label, [])]
+    for model_name, rows in (("assignment", "assignments"), ("candidate", "candidates")):
+        found = [row for item in session.items.all() for row in getattr(item, rows).all()]
+        if found:
+            label = f"ratings.{model_name}"
+            world.owned[label] = [*found, *world.owned.get(label, [])]
+    return f"session with {session.items.count()} items"

@@ -164,11 +164,13 @@ def session_configs(*, session: RatingSession) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r["label"])
 
 
-def _agreement(data, level: str, n_raters: int) -> dict[str, Any]:
+def _agreement(data, level: str) -> dict[str, Any]:
+    # Fleiss' kappa picks the most common number of ratings per item itself: with skips and
+    # unfinished queues that is often fewer than the session's overlap.
     return {
         "krippendorff_alpha": _attempt(krippendorff_alpha, data, level=level, n_bootstrap=N_BOOTSTRAP),
         "cohen_kappa": _attempt(cohen_kappa_pairs, data),
-        "fleiss_kappa": _attempt(fleiss_kappa, data, n_raters=n_raters if n_raters >= 2 else None),
+        "fleiss_kappa": _attempt(fleiss_kappa, data),
     }
 
 
@@ -187,7 +189,7 @@ def _pairwise_report(votes: list[Vote], configs: Sequence[str], session: RatingS
         ),
         "elo": _attempt(elo_ratings, votes, configs=known),
         "matrix": _attempt(outcome_matrices, votes, configs=known),
-        "agreement": _agreement(vote_reliability_data(votes), "nominal", session.overlap) if votes else {},
+        "agreement": _agreement(vote_reliability_data(votes), "nominal") if votes else {},
     }
     if session.mode == Mode.PAIRWISE:
         report["position_bias"] = _attempt(position_bias, votes)
@@ -206,7 +208,7 @@ def _likert_report(stored: list[StoredVote], session: RatingSession) -> dict[str
     report: dict[str, Any] = {"likert": _attempt(likert_summary, ratings, ci_level=CI_LEVEL) if ratings else NO_VOTES}
     if triples:
         data = reliability_data(triples, categories=[1, 2, 3, 4, 5])
-        report["agreement"] = _agreement(data, "ordinal", session.overlap)
+        report["agreement"] = _agreement(data, "ordinal")
     return report
 
 

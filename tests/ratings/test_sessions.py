@@ -11,6 +11,7 @@ from decodelab.runs.models import Run, RunStatus
 from decodelab.users.models import Role
 from decodelab.users.services import user_create
 from tests.ratings.builders import CONFIGS, finished_comparison, finished_comparisons
+from tests.ratings.helpers import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -130,3 +131,26 @@ def test_the_same_prompt_in_two_comparisons_pools_its_configurations(researcher,
     session = _create(researcher, [a, b], annotators)
     assert session.items.count() == 3
     assert Item.objects.filter(session=session).values("prompt").distinct().count() == 1
+
+
+def test_a_session_from_an_experiment_rates_its_comparisons(api, researcher, annotators, other_researcher):
+    """The experiment's comparisons are read through the experiments app's selectors."""
+    from decodelab.experiments.models import Experiment, ExperimentComparison, PromptItem, PromptSet
+
+    comparisons = finished_comparisons(researcher.user, 2)
+    prompt_set = PromptSet.objects.create(owner=researcher.user, name="set")
+    experiment = Experiment.objects.create(owner=researcher.user, name="grid", prompt_set=prompt_set)
+    for n, comparison in enumerate(comparisons):
+        item = PromptItem.objects.create(
+            prompt_set=prompt_set, position=n, external_id=str(n), prompt=comparison.prompt
+        )
+        ExperimentComparison.objects.create(experiment=experiment, item=item, comparison=comparison)
+    body = {"name": "from grid", "mode": "pairwise", "experiment": str(experiment.id), "annotators": ["ann1"]}
+    response = api.post("/api/v1/rating-sessions/", body, format="json")
+    assert response.status_code == 201, response.content
+    assert sorted(response.json()["comparisons"]) == sorted(str(c.id) for c in comparisons)
+    assert response.json()["experiment_id"] == str(experiment.id)
+    assert response.json()["summary"]["items"] == 6
+
+    foreign = client_for(other_researcher).post("/api/v1/rating-sessions/", body, format="json")
+    assert foreign.status_code == 400 and "experiment" in foreign.json()["errors"]

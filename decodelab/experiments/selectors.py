@@ -218,7 +218,7 @@ def experiment_grid(experiment: Experiment, items: list[PromptItem]) -> dict[str
     cells: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for run in runs:
         out = previews.get(run["id"])
-        run["preview"] = out["preview"] if out else ""
+        run["preview"] = out["preview"].strip() if out else ""
         run["truncated"] = bool(out and out["length"] > PREVIEW_CHARS)
         run["finish_reason"] = out["finish_reason"] if out else ""
         cells.setdefault((item_of[run["comparison_id"]], run["config_hash"]), []).append(run)

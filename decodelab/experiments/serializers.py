@@ -137,7 +137,7 @@ class GridRunSerializer(serializers.Serializer):
     seed = serializers.IntegerField()
     status = serializers.CharField()
     error = serializers.CharField()
-    preview = serializers.CharField(help_text="The first output's first 140 characters.")
+    preview = serializers.CharField(help_text="The first output's first 140 characters, trimmed.")
     truncated = serializers.BooleanField()
     finish_reason = serializers.CharField()
 

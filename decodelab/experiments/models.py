@@ -113,7 +113,9 @@ class Experiment(BaseModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="experiments")
     name = models.CharField(max_length=200)
-    prompt_set = models.ForeignKey(PromptSet, on_delete=models.PROTECT, related_name="experiments")
+    # RESTRICT, not PROTECT: a prompt set in use cannot be deleted by itself, but deleting its
+    # owner still removes both.
+    prompt_set = models.ForeignKey(PromptSet, on_delete=models.RESTRICT, related_name="experiments")
     samples = models.PositiveSmallIntegerField(default=1)
     seeds = models.JSONField(default=list, help_text="Seed of sample i for per-sample presets.")
     skip_duplicates = models.BooleanField(default=True)

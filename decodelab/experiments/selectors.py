@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
+import uuid
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Prefetch, Q, QuerySet
 from django.db.models.functions import Length, Substr
 from django.http import Http404
@@ -33,7 +35,7 @@ WORKER_WINDOW = dt.timedelta(minutes=10)
 def _get(queryset: QuerySet, what: str, **lookup: Any):
     try:
         return queryset.get(**lookup)
-    except (queryset.model.DoesNotExist, ValueError):
+    except (queryset.model.DoesNotExist, ValueError, ValidationError):  # a malformed id is no object either
         raise Http404(f"No such {what}.") from None
 
 
@@ -50,6 +52,14 @@ def prompt_set_list(*, user, q: str = "") -> QuerySet[PromptSet]:
         .order_by("-created_at")
     )
     return qs.filter(name__icontains=q) if q else qs
+
+
+def prompt_set_find(*, user, prompt_set_id) -> PromptSet | None:
+    """The user's prompt set, or None for an unknown, foreign or malformed id (form and API input)."""
+    try:
+        return prompt_set_list(user=user).filter(id=uuid.UUID(str(prompt_set_id))).first()
+    except ValueError:
+        return None
 
 
 def prompt_set_get(*, user, prompt_set_id) -> PromptSet:
@@ -80,6 +90,11 @@ def preset_get(*, user, preset_id) -> Preset:
 
 def presets_by_ids(*, user, ids: list) -> list[Preset]:
     """The user's presets in the order asked; an unknown or foreign id is an error naming it."""
+    for i, preset_id in enumerate(ids):
+        try:
+            uuid.UUID(str(preset_id))
+        except ValueError:
+            raise ApplicationError(f"not a preset id: {str(preset_id)!r}", field=f"presets[{i}]") from None
     found = {str(p.id): p for p in Preset.objects.filter(owner=user, id__in=ids)}
     for i, preset_id in enumerate(ids):
         if str(preset_id) not in found:
@@ -119,7 +134,10 @@ def experiment_list(*, user, status: str = "", q: str = "", prompt_set: str = ""
     if q:
         qs = qs.filter(name__icontains=q)
     if prompt_set:
-        qs = qs.filter(prompt_set_id=prompt_set)
+        try:
+            qs = qs.filter(prompt_set_id=uuid.UUID(str(prompt_set)))
+        except ValueError:
+            raise ApplicationError("must be a prompt set id", field="prompt_set") from None
     if status == "cancelled":
         qs = qs.filter(cancelled_at__isnull=False)
     elif status == "finished":

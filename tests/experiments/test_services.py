@@ -269,3 +269,13 @@ def test_a_prompt_set_in_use_cannot_be_deleted(researcher):
     unused = prompt_set(user, name="unused")
     services.prompt_set_delete(prompt_set=unused)
     assert not type(unused).objects.filter(id=unused.id).exists()
+
+
+@pytest.mark.django_db
+def test_deleting_a_researcher_removes_their_workbench_with_them(researcher):
+    user = researcher.user
+    ps = prompt_set(user)
+    services.experiment_create(owner=user, name="e", prompt_set=ps, presets=[preset(user)])
+    user.delete()
+    assert Experiment.objects.count() == Preset.objects.count() == Run.objects.count() == 0
+    assert type(ps).objects.count() == 0

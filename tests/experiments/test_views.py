@@ -199,3 +199,14 @@ def test_another_researchers_workbench_is_404(client, other_researcher, finished
     ):
         assert client.get(path).status_code == 404, path
     assert client.post(f"/experiments/{finished.id}/cancel/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_malformed_ids_are_refused_not_crashes(web, researcher, finished):
+    ps = prompt_set(researcher.user, name="other")
+    bad = web.post("/experiments/new/", {"name": "x", "prompt_set": str(ps.id), "presets": ["junk"], "samples": "1"})
+    assert bad.status_code == 400 and "presets[0]" in bad.content.decode()
+    no_set = web.post("/experiments/new/", {"name": "x", "prompt_set": "junk", "samples": "1"})
+    assert no_set.status_code == 400 and "prompt_set" in no_set.content.decode()
+    assert web.get(f"/experiments/{finished.id}/diff/?a=junk:0&b=junk:0").status_code == 404
+    assert web.get("/api/v1/experiments/?prompt_set=junk").status_code == 400

@@ -63,14 +63,11 @@ class ExperimentListCreateApi(APIView):
         status_filter = q.get("status", "")
         if status_filter and status_filter not in selectors.STATUSES:
             raise ApplicationError(f"must be one of {', '.join(selectors.STATUSES)}", field="status")
-        try:
-            qs = selectors.experiment_list(
-                user=request.user, status=status_filter, q=q.get("q", ""), prompt_set=q.get("prompt_set", "")
-            )
-            paginator = DefaultPagination()
-            page = paginator.paginate_queryset(qs.prefetch_related("configs"), request, view=self)
-        except ValueError:
-            raise ApplicationError("must be a prompt set id", field="prompt_set") from None
+        qs = selectors.experiment_list(
+            user=request.user, status=status_filter, q=q.get("q", ""), prompt_set=q.get("prompt_set", "")
+        )
+        paginator = DefaultPagination()
+        page = paginator.paginate_queryset(qs.prefetch_related("configs"), request, view=self)
         data = ExperimentSerializer([with_progress(e) for e in page], many=True).data
         return paginator.get_paginated_response(data)
 
@@ -99,7 +96,7 @@ class ExperimentListCreateApi(APIView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        prompt_set = selectors.prompt_set_list(user=request.user).filter(id=v["prompt_set"]).first()
+        prompt_set = selectors.prompt_set_find(user=request.user, prompt_set_id=v["prompt_set"])
         if prompt_set is None:
             raise ApplicationError("no such prompt set", field="prompt_set")
         experiment = services.experiment_create(

@@ -96,7 +96,8 @@ class PresetDetailApi(APIView):
         request=PresetInputSerializer(partial=True),
         responses=PresetSerializer,
         operation_id="presets_update",
-        description="Edit in place; the hash is recomputed. Experiments that used the preset keep their own copy "
+        description="Edit in place; the hash is recomputed. `params` replaces the whole parameter set (those "
+        "not given take their defaults). Experiments that used the preset keep their own copy "
         "of the configuration and their runs keep theirs, so past results never change.",
         examples=[OpenApiExample("lower temperature", value={"params": {"temperature": 0.5}}, request_only=True)],
     )

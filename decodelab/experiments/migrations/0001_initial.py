@@ -132,7 +132,7 @@ class Migration(migrations.Migration):
             model_name="experiment",
             name="prompt_set",
             field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT, related_name="experiments", to="experiments.promptset"
+                on_delete=django.db.models.deletion.RESTRICT, related_name="experiments", to="experiments.promptset"
             ),
         ),
         migrations.CreateModel(

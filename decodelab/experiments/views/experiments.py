@@ -65,20 +65,12 @@ def experiment_new(request: HttpRequest) -> HttpResponse:
         "skip_duplicates": post.get("skip_duplicates") == "on",
     }
     try:
-        prompt_set = None
-        if form["prompt_set"]:
-            try:
-                prompt_set = selectors.prompt_set_list(user=request.user).filter(id=form["prompt_set"]).first()
-            except ValueError:  # not a UUID
-                prompt_set = None
+        prompt_set = selectors.prompt_set_find(user=request.user, prompt_set_id=form["prompt_set"])
         if prompt_set is None:
             raise ApplicationError("choose one of your prompt sets", field="prompt_set")
         samples = forms.coerce("int", form["samples"], "samples")
         seeds = forms.parse_values(form["seeds"], "int", "seeds")
-        try:
-            presets = selectors.presets_by_ids(user=request.user, ids=form["presets"])
-        except ValueError:
-            raise ApplicationError("choose presets from the list", field="presets") from None
+        presets = selectors.presets_by_ids(user=request.user, ids=form["presets"])
         experiment = services.experiment_create(
             owner=request.user,
             name=form["name"],

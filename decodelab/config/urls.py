@@ -19,3 +19,4 @@ urlpatterns = [
     path("admin/login/", login_rate_limited(admin.site.login)),  # the admin's own login, rate-limited too
     path("admin/", admin.site.urls),
 ]
+handler404 = "decodelab.api.exceptions.page_not_found"  # JSON under /api/

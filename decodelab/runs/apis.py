@@ -60,6 +60,7 @@ CREATE_EXAMPLE = OpenApiExample(
 
 class ComparisonListCreateApi(APIView):
     permission_classes = [IsResearcher]
+    pagination_class = DefaultPagination  # so the schema documents the paginated list (and its page params)
 
     @extend_schema(responses=ComparisonSerializer(many=True), operation_id="comparisons_list")
     def get(self, request):

@@ -74,8 +74,16 @@ def test_preset_pages_create_edit_swap_strategy_clone_and_delete(web):
     assert 'for="c-strategy"' in form and 'name="param-temperature"' in form
     fields = web.get("/experiments/presets/fields/?strategy=beam", HTTP_HX_REQUEST="true").content.decode()
     assert 'id="param-fields"' in fields and 'name="param-num_beams"' in fields and "<html" not in fields
-    post = {"name": "warm", "strategy": "sampling", "param-temperature": "1.3", "max_new_tokens": "8", "chat": "on",
-            "seed_policy": "per-sample", "seed": "0", "model": "smollm2-135m"}  # fmt: skip
+    post = {
+        "name": "warm",
+        "strategy": "sampling",
+        "param-temperature": "1.3",
+        "max_new_tokens": "8",
+        "chat": "on",
+        "seed_policy": "per-sample",
+        "seed": "0",
+        "model": "smollm2-135m",
+    }
     assert web.post("/experiments/presets/new/", post).status_code == 302
     p = Preset.objects.get()
     assert p.params["temperature"] == 1.3 and p.max_new_tokens == 8 and p.chat
@@ -97,8 +105,16 @@ def test_preset_pages_create_edit_swap_strategy_clone_and_delete(web):
 def test_sweep_builder_makes_a_grid_of_presets(web):
     page = web.get("/experiments/sweeps/new/").content.decode()
     assert 'for="x-param"' in page and 'for="y-values"' in page
-    post = {"strategy": "sampling", "max_new_tokens": "8", "seed_policy": "per-sample", "seed": "0",
-            "x_param": "temperature", "x_values": "0.7, 1.0", "y_param": "top_p", "y_values": "0.9,1"}  # fmt: skip
+    post = {
+        "strategy": "sampling",
+        "max_new_tokens": "8",
+        "seed_policy": "per-sample",
+        "seed": "0",
+        "x_param": "temperature",
+        "x_values": "0.7, 1.0",
+        "y_param": "top_p",
+        "y_values": "0.9,1",
+    }
     response = web.post("/experiments/sweeps/new/", post)
     sweep = Sweep.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/experiments/sweeps/{sweep.id}/"
@@ -121,9 +137,15 @@ def test_new_experiment_page_runs_and_the_progress_section_stops_polling_when_do
     assert bad.status_code == 400 and "presets" in bad.content.decode()
     response = web.post(
         "/experiments/new/",
-        {"name": "e1", "prompt_set": str(ps.id), "presets": [str(p1.id), str(p2.id)], "samples": "2", "seeds": "5, 6",
-         "skip_duplicates": "on"},
-    )  # fmt: skip
+        {
+            "name": "e1",
+            "prompt_set": str(ps.id),
+            "presets": [str(p1.id), str(p2.id)],
+            "samples": "2",
+            "seeds": "5, 6",
+            "skip_duplicates": "on",
+        },
+    )
     experiment = Experiment.objects.get()
     assert response.status_code == 302 and experiment.seeds == [5, 6]
     detail = web.get(response["Location"]).content.decode()
@@ -210,3 +232,67 @@ def test_malformed_ids_are_refused_not_crashes(web, researcher, finished):
     assert no_set.status_code == 400 and "prompt_set" in no_set.content.decode()
     assert web.get(f"/experiments/{finished.id}/diff/?a=junk:0&b=junk:0").status_code == 404
     assert web.get("/api/v1/experiments/?prompt_set=junk").status_code == 400
+
+
+@pytest.mark.django_db
+def test_cell_shows_beams_groups_speculative_marks_histogram_and_validity(web, researcher):
+    user = researcher.user
+    presets = [
+        preset(user, "speculative", params={"proposer": "prompt_lookup"}),
+        preset(user, "constrained", params={"regex": "[a-z ]+"}),
+        preset(user, "diverse_beam", params={"num_beams": 2, "num_beam_groups": 2, "num_return_sequences": 2}),
+    ]
+    experiment = services.experiment_create(owner=user, name="e", prompt_set=prompt_set(user), presets=presets)
+    item = selectors.experiment_items(experiment)[0]
+    spec = ["target", "accepted", "accepted", "bonus", "corrected"]
+    for run in selectors.experiment_runs(experiment).filter(comparison__prompt=item.prompt):
+        texts = ["a", " b", " c", " d", " e"]
+        if run.strategy == "speculative":
+            outputs = [
+                {
+                    "index": 0,
+                    "text": "a b c d e",
+                    "token_ids": [1, 2, 3, 4, 5],
+                    "finish_reason": "length",
+                    "metrics": {"drafted": 4, "accepted": 2, "acceptance_rate": 0.5},
+                    "trace": trace_for(texts, spec),
+                }
+            ]
+        elif run.strategy == "constrained":
+            trace = trace_for(texts[:2])
+            trace[1]["forced"] = True
+            outputs = [
+                {
+                    "index": 0,
+                    "text": "a b",
+                    "token_ids": [1, 2],
+                    "finish_reason": "constraint",
+                    "metrics": {"valid": True, "forced_tokens": 1},
+                    "trace": trace,
+                }
+            ]
+        else:
+            outputs = [
+                {
+                    "index": i,
+                    "text": f"beam {i}",
+                    "token_ids": [1, 2],
+                    "finish_reason": "eos",
+                    "score": -0.25 * (i + 1),
+                    "group": i,
+                    "trace": trace_for(["beam", f" {i}"]),
+                }
+                for i in range(2)
+            ]
+        finish(run, outputs=outputs)
+    pages = {
+        c.strategy: web.get(f"/experiments/{experiment.id}/cells/{item.id}/{c.config_hash}/").content.decode()
+        for c in experiment.configs.all()
+    }
+    assert "spec-accepted" in pages["speculative"] and "spec-bonus" in pages["speculative"]
+    assert (
+        "Verification steps by accepted draft tokens" in pages["speculative"]
+        and "acceptance rate" in pages["speculative"]
+    )
+    assert 'class="tok forced"' in pages["constrained"] and '<span class="ok">valid</span>' in pages["constrained"]
+    assert "group 1" in pages["diverse_beam"] and "score -0.5000" in pages["diverse_beam"]

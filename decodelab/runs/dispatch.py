@@ -23,6 +23,7 @@ from workers.reliability import LEASE_TTL_S, lease_key, run_width
 log = logging.getLogger(__name__)
 
 DECODE_TASK = "workers.decode"
+UNACKED_KEY = "unacked"  # kombu's Redis transport default (transport option unacked_key)
 
 
 def _redis() -> redis.Redis:
@@ -86,18 +87,27 @@ def release(run_ids: list[str]) -> None:
 
 
 def queued_task_ids(models: list[str]) -> set[str]:
-    """Task ids of the messages waiting in these models' queues (the Redis lists kombu uses).
+    """Task ids the broker still holds for these models: waiting in their queues (the Redis
+    lists kombu uses) or delivered to a worker and not yet acknowledged (kombu's ``unacked``
+    hash; with prefetch 1 such a task is starting or running, and its start may simply not be
+    recorded yet). A queued run whose task is in neither place was lost by the broker.
 
     Raises redis.RedisError when the broker is unreachable.
     """
-    ids: set[str] = set()
     client = _redis()
-    for model in models:
-        for raw in client.lrange(queue_name(model), 0, -1):
-            try:
-                ids.add(json.loads(raw)["headers"]["id"])
-            except (ValueError, KeyError, TypeError):
-                continue
+    raw_messages = [raw for model in models for raw in client.lrange(queue_name(model), 0, -1)]
+    for raw in client.hvals(UNACKED_KEY):
+        try:
+            raw_messages.append(json.loads(raw)[0])  # [message, exchange, routing key]
+        except (ValueError, IndexError, TypeError):
+            continue
+    ids: set[str] = set()
+    for raw in raw_messages:
+        try:
+            message = json.loads(raw) if isinstance(raw, (bytes, str)) else raw
+            ids.add(message["headers"]["id"])
+        except (ValueError, KeyError, TypeError):
+            continue
     return ids
 
 

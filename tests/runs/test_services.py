@@ -177,3 +177,29 @@ def test_while_the_broker_is_down_a_submission_is_stored_and_the_reaper_dispatch
     run.refresh_from_db()
     assert sweep.dispatched == 1 and run.dispatches == 1 and run.status == RunStatus.QUEUED
     assert broker.llen(QUEUE) == 1
+
+
+@pytest.mark.django_db
+def test_the_reaper_resends_a_queued_run_the_broker_lost_but_not_one_it_still_holds(
+    researcher, broker, django_capture_on_commit_callbacks, settings
+):
+    from decodelab.runs import reaper
+
+    settings.DECODELAB_LOST_GRACE_S = 0
+    with django_capture_on_commit_callbacks(execute=True):
+        comparison = services.comparison_create(
+            owner=researcher.user, prompt="Hi", presets=[{"strategy": "greedy"}, {"strategy": "greedy"}]
+        )
+    waiting, delivered = comparison.runs.order_by("position")
+    # A worker took the second one (kombu moves a delivered message to its `unacked` hash) but
+    # its start is not recorded yet; then the broker loses everything still in the queue.
+    raw = next(m for m in broker.lrange(QUEUE, 0, -1) if json.loads(m)["headers"]["id"] == delivered.task_id)
+    broker.hset("unacked", "tag-1", json.dumps([raw.decode(), "", QUEUE]))
+    broker.delete(QUEUE)
+    sweep = reaper.reap(now=timezone.now() + dt.timedelta(seconds=1))
+    waiting.refresh_from_db()
+    delivered.refresh_from_db()
+    assert sweep.redispatched_lost == 1
+    assert (waiting.dispatches, delivered.dispatches) == (2, 1)
+    assert [json.loads(m)["headers"]["id"] for m in broker.lrange(QUEUE, 0, -1)] == [waiting.task_id]
+    assert broker.get(f"decodelab:lease:{waiting.id}").decode() == waiting.task_id  # the old copy would be dropped

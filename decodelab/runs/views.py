@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from decodelab.catalog import selectors as catalog
+from decodelab.common import jsonlimits
 from decodelab.common.decorators import researcher_required
 from decodelab.common.errors import ApplicationError
 from decodelab.runs import presenters, selectors, services
@@ -84,7 +85,9 @@ def _coerce(kind: str, raw: str | None, field: str) -> Any:
             raise ApplicationError(f"must be {expected} (got {raw!r})", field=field) from None
     if kind == "json":
         try:
-            return json.loads(raw)
+            return jsonlimits.loads(raw)  # json.loads, but deep nesting is an error, not a RecursionError
+        except jsonlimits.TooDeep as exc:
+            raise ApplicationError(exc.message, field=field) from None
         except json.JSONDecodeError as exc:
             raise ApplicationError(f"is not valid JSON: {exc}", field=field) from None
     if kind == "lines":

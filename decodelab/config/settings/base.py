@@ -131,7 +131,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser with a nesting-depth bound (deep nesting is a RecursionError otherwise).
+    "DEFAULT_PARSER_CLASSES": ["decodelab.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "decodelab.api.pagination.DefaultPagination",
     "EXCEPTION_HANDLER": "decodelab.api.exceptions.exception_handler",

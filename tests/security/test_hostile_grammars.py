@@ -223,3 +223,22 @@ def test_hostile_constraint_is_refused_or_compiled_in_time(entry, worker, table,
         f"{entry['id']:30} {response.status_code:>5}  {outcome:8} {shown_ms:>10} {wall:>7.2f}  "
         f"ok {greedy_wall:5.2f} s  {detail}"
     )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("depth", [100, 5000])
+def test_the_comparison_form_refuses_deeply_nested_json_naming_the_field(client, researcher, depth):
+    client.force_login(researcher.user)
+    form = {
+        "prompt": "Answer:",
+        "max_new_tokens": "4",
+        "model": MODEL,
+        "presets-a-strategy": "constrained",
+        "presets-a-json_schema": "[" * depth + "]" * depth,
+        "presets-a-seed": "0",
+    }
+    response = client.post("/comparisons/new/", form)
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "presets[0].params.json_schema" in body and "nested deeper than 64 levels" in body
+    assert Comparison.objects.count() == 0

@@ -92,7 +92,7 @@ def test_researcher_runs_an_experiment_from_upload_to_export(live_stack, browser
     shot(page, "sweep")
 
     # 3. Plus greedy, as a saved preset.
-    page.get_by_role("link", name="Presets").click()
+    page.get_by_role("link", name="Presets", exact=True).click()
     page.get_by_role("link", name="New preset").click()
     page.get_by_label("Name (default: a label from the parameters)").fill("greedy")
     page.get_by_label("Strategy").select_option("greedy")
@@ -116,6 +116,9 @@ def test_researcher_runs_an_experiment_from_upload_to_export(live_stack, browser
     progress = page.locator("#progress")
     expect(page.get_by_role("heading", name="Experiment: temperature sweep")).to_be_visible()
     expect(progress).to_contain_text("of 18 runs finished")
+    # A screenshot once some runs have finished (the ETA shows), unless they all finish at once.
+    started = "() => document.querySelector('#progress .percent').textContent !== '0.0 %'"
+    page.wait_for_function(started, timeout=240_000)
     shot(page, "progress")
     expect(progress.locator(".percent")).to_have_text("100.0 %", timeout=240_000)
     expect(progress).to_have_attribute("data-status", "finished")

@@ -16,9 +16,10 @@ Rules ("content" = a 2xx answer, or a redirect anywhere but a login page):
 1. No answer is a server error (5xx), for anyone.
 2. anonymous: the API answers 401; a page that is not public redirects to the login page
    (the admin's to its own login).
-3. URLs whose parameters hold A's ids or ids that name nothing: ``foreign`` and ``annotator`` get
-   403, 404 or 405 (or a redirect to a login page), never content; so does ``owner`` for the ids
-   that name nothing.
+3. URLs whose parameters hold A's ids or ids that name nothing: ``foreign`` gets 404 (405 for a
+   verb the URL does not have; the admin redirects to its login), never content, not even a 403
+   that would confirm the object exists; ``annotator`` gets 403, 404 or 405; so does ``owner``
+   for the ids that name nothing.
 4. ``annotator`` gets no content from views declared for researchers (``IsResearcher``,
    ``researcher_required``), nor from any URL outside the ratings app and the public pages.
 5. No answer to anyone but A contains A's object ids or the mark in A's texts, except ids the
@@ -126,8 +127,10 @@ def check(target: Target, caller: Caller, verb: str, response, world: World) -> 
         if not endpoint.is_api and not endpoint.is_public and not is_login_redirect(response):
             return "anonymous page must redirect to the login page"
     refused = status in (403, 404, 405) or is_login_redirect(response)
-    if target.has_params and caller.user in ("foreign", "annotator") and not refused:
-        return "a non-owner got an answer other than 403/404/405 for an object URL"
+    if target.has_params and caller.user == "foreign" and not (status in (404, 405) or is_login_redirect(response)):
+        return "another researcher's object must not exist for them (404; 405 for a verb the URL lacks)"
+    if target.has_params and caller.user == "annotator" and not refused:
+        return "an annotator got an answer other than 403/404/405 for an object URL"
     if target.nothing and not target.owned and caller.user != "anonymous" and not refused:
         return "an id that names nothing must be 404"
     researchers_url = endpoint.researcher_only or endpoint.app not in ANNOTATOR_APPS

@@ -149,6 +149,20 @@ def experiment_list(*, user, status: str = "", q: str = "", prompt_set: str = ""
     return qs
 
 
+def experiment_list_status(experiment: Experiment) -> dict[str, Any]:
+    """Status and counts of an experiment from experiment_list's annotations (no query)."""
+    total, unfinished = experiment.run_total, experiment.run_unfinished
+    if experiment.cancelled_at:
+        status = "cancelled"
+    elif total and not unfinished:
+        status = "finished"
+    elif experiment.run_started:
+        status = "running"
+    else:
+        status = "queued"
+    return {"status": status, "total": total, "finished": total - unfinished}
+
+
 def experiment_get(*, user, experiment_id) -> Experiment:
     qs = Experiment.objects.filter(owner=user).select_related("prompt_set")
     qs = qs.prefetch_related(Prefetch("configs", queryset=ExperimentConfig.objects.order_by("position")))

@@ -154,6 +154,9 @@ def test_new_experiment_page_runs_and_the_progress_section_stops_polling_when_do
         finish(run)
     poll = web.get(response["Location"], HTTP_HX_REQUEST="true")
     assert poll.status_code == 286 and "100.0 %" in poll.content.decode() and "<html" not in poll.content.decode()
+    listing = web.get("/experiments/?status=finished").content.decode()
+    assert ">e1</a>" in listing and "badge-finished" in listing and "8 / 8" in listing
+    assert ">e1</a>" not in web.get("/experiments/?status=running").content.decode()
 
 
 @pytest.mark.django_db

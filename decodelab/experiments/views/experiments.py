@@ -22,8 +22,8 @@ HTMX_STOP_POLLING = 286
 def experiment_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     status = status if status in selectors.STATUSES else ""
-    experiments = list(selectors.experiment_list(user=request.user, status=status)[:200])
-    items = [{"e": e, "progress": selectors.experiment_progress(e)} for e in experiments]
+    experiments = selectors.experiment_list(user=request.user, status=status).prefetch_related("configs")
+    items = [{"e": e, "progress": selectors.experiment_list_status(e)} for e in experiments[:200]]
     return render(
         request, "experiments/experiment_list.html", {"items": items, "status": status, "statuses": selectors.STATUSES}
     )

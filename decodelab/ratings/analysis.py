@@ -36,6 +36,9 @@ from decodelab.ratings.statistics.pairwise import Vote, outcome_matrices
 from decodelab.ratings.statistics.pareto import ParetoPoint, pareto_frontier
 
 N_BOOTSTRAP = 1000
+# With lengths every vote is its own likelihood row (no pooling of identical votes), so each
+# resample costs as much as the votes; 200 resamples keep the page within about a second.
+N_BOOTSTRAP_LC = 200
 CI_LEVEL = 0.95
 GOLD_A, GOLD_B = "gold-0", "gold-1"
 
@@ -62,6 +65,20 @@ def _pairwise(vote: StoredVote) -> Vote | None:
         length_a=first.n_tokens,
         length_b=second.n_tokens,
     )
+
+
+def pairwise_votes(*, session: RatingSession) -> list[Vote]:
+    """A pairwise session's non-gold votes from two flat queries (what active selection reads per request)."""
+    candidates = selectors.candidate_rows(session=session)
+    out = []
+    for item_id, item_public_id, annotator, choice, shown_order in selectors.vote_rows(session=session):
+        (first, config_a, length_a), (_, config_b, length_b) = candidates[item_id][:2]
+        shown_left = "a" if shown_order[0] == first else "b"
+        outcome = {"tie": "tie", "both_bad": "both_bad"}.get(choice)
+        if outcome is None:
+            outcome = shown_left if choice == "left" else ("b" if shown_left == "a" else "a")
+        out.append(Vote(item_public_id, annotator, config_a, config_b, outcome, shown_left, length_a, length_b))  # type: ignore[arg-type]
+    return out
 
 
 def _implied_by_ranking(vote: StoredVote) -> list[Vote]:
@@ -185,7 +202,7 @@ def _pairwise_report(votes: list[Vote], configs: Sequence[str], session: RatingS
     report: dict[str, Any] = {
         "bradley_terry": _attempt(fit_bradley_terry, votes, configs=known, n_bootstrap=N_BOOTSTRAP, ci_level=CI_LEVEL),
         "length_controlled": _attempt(
-            fit_bradley_terry_length_controlled, votes, configs=known, n_bootstrap=N_BOOTSTRAP, ci_level=CI_LEVEL
+            fit_bradley_terry_length_controlled, votes, configs=known, n_bootstrap=N_BOOTSTRAP_LC, ci_level=CI_LEVEL
         ),
         "elo": _attempt(elo_ratings, votes, configs=known),
         "matrix": _attempt(outcome_matrices, votes, configs=known),
@@ -251,9 +268,8 @@ def _quality_cost(report: dict[str, Any], configs: list[dict[str, Any]], session
 
 def session_report(*, session: RatingSession) -> dict[str, Any]:
     """Every statistic of the rankings page and API, cached until the next vote."""
-    stored = list(selectors.session_votes(session=session))
-    last = stored[-1].id if stored else 0
-    key = f"ratings:report:{session.id}:{len(stored)}:{last}:{session.status}"
+    counts = selectors.vote_counts(session=session)
+    key = f"ratings:report:{session.id}:{counts['votes']}:{counts['gold']}:{counts['last']}:{session.status}"
     cached = cache.get(key)
     if cached is not None:
         return cached
@@ -262,15 +278,20 @@ def session_report(*, session: RatingSession) -> dict[str, Any]:
         "mode": session.mode,
         "ci_level": CI_LEVEL,
         "n_bootstrap": N_BOOTSTRAP,
-        "n_votes": sum(1 for v in stored if not v.assignment.item.gold),
-        "n_gold_votes": sum(1 for v in stored if v.assignment.item.gold),
+        "n_bootstrap_length_controlled": N_BOOTSTRAP_LC,
+        "n_votes": counts["votes"],
+        "n_gold_votes": counts["gold"],
         "configs": configs,
     }
     if session.mode == Mode.LIKERT:
-        report.update(_likert_report(stored, session))
+        report.update(_likert_report(list(selectors.session_votes(session=session, gold=False)), session))
     else:
-        report.update(_pairwise_report(as_pairwise(stored, session.mode), [c["config"] for c in configs], session))
-    judged, expected = _gold_judgements(stored, session.mode)
+        if session.mode == Mode.PAIRWISE:
+            votes = pairwise_votes(session=session)
+        else:
+            votes = as_pairwise(selectors.session_votes(session=session, gold=False), session.mode)
+        report.update(_pairwise_report(votes, [c["config"] for c in configs], session))
+    judged, expected = _gold_judgements(selectors.session_votes(session=session, gold=True), session.mode)
     report["gold_accuracy"] = _attempt(gold_accuracy, judged, expected, ci_level=CI_LEVEL)
     report["quality_cost"] = _quality_cost(report, configs, session)
     cache.set(key, report, 600)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Max, Prefetch, Q, QuerySet
 from django.http import Http404
 
 from decodelab.ratings.models import (
@@ -133,15 +133,27 @@ def item_candidates(*, item: Item) -> dict[str, Candidate]:
     return {c.public_id: c for c in item.candidates.all()}
 
 
-def active_available_items(*, session: RatingSession, user) -> list[Item]:
-    """Items this annotator has not had yet that still need ratings (active sessions)."""
-    return list(
+def active_open_pairs(*, session: RatingSession, user) -> dict[tuple[str, str], list[int]]:
+    """Active sessions: item ids this annotator has not had that still need ratings, by their
+    (sorted) configuration pair. One query, flat rows: it runs on every request for the next pair."""
+    open_items = (
         session.items.filter(gold=False)
         .exclude(assignments__annotator=user)
         .annotate(live=Count("assignments", filter=~Q(assignments__status=AssignmentStatus.SKIPPED)))
         .filter(live__lt=session.overlap)
-        .prefetch_related(Prefetch("candidates", queryset=Candidate.objects.order_by("position")))
+        .values("id")
     )
+    configs: dict[int, list[str]] = {}
+    for item_id, config in Candidate.objects.filter(item__in=open_items).values_list("item_id", "config_hash"):
+        configs.setdefault(item_id, []).append(config)
+    pairs: dict[tuple[str, str], list[int]] = {}
+    for item_id, (a, b) in configs.items():
+        pairs.setdefault((min(a, b), max(a, b)), []).append(item_id)
+    return pairs
+
+
+def item_get(*, item_id: int) -> Item:
+    return Item.objects.get(id=item_id)
 
 
 def session_is_member(*, session: RatingSession, user) -> bool:
@@ -151,10 +163,22 @@ def session_is_member(*, session: RatingSession, user) -> bool:
 # --- researcher side: votes with everything the statistics and exports need ---
 
 
-def session_votes(*, session: RatingSession) -> QuerySet[Vote]:
+def vote_counts(*, session: RatingSession) -> dict[str, int]:
+    """Votes on ordinary and on gold items, and the newest vote id (a cheap 'has anything changed')."""
+    return Vote.objects.filter(assignment__item__session=session).aggregate(
+        votes=Count("id", filter=Q(assignment__item__gold=False)),
+        gold=Count("id", filter=Q(assignment__item__gold=True)),
+        last=Max("id"),
+    )
+
+
+def session_votes(*, session: RatingSession, gold: bool | None = None) -> QuerySet[Vote]:
+    """Votes with their items, candidates and scores; ``gold`` limits them to gold (or ordinary) items."""
+    votes = Vote.objects.filter(assignment__item__session=session)
+    if gold is not None:
+        votes = votes.filter(assignment__item__gold=gold)
     return (
-        Vote.objects.filter(assignment__item__session=session)
-        .select_related("assignment__item", "assignment__annotator")
+        votes.select_related("assignment__item", "assignment__annotator")
         .prefetch_related(
             Prefetch("assignment__item__candidates", queryset=Candidate.objects.order_by("position")),
             Prefetch("scores", queryset=LikertScore.objects.select_related("candidate")),
@@ -165,3 +189,30 @@ def session_votes(*, session: RatingSession) -> QuerySet[Vote]:
 
 def session_candidates(*, session: RatingSession) -> QuerySet[Candidate]:
     return Candidate.objects.filter(item__session=session, item__gold=False)
+
+
+def vote_rows(*, session: RatingSession) -> list[tuple]:
+    """(item id, item public id, annotator username, choice, shown order) of non-gold votes, oldest first.
+
+    Plain tuples: active sessions read every vote on each request, so no model instances are built.
+    """
+    return list(
+        Vote.objects.filter(assignment__item__session=session, assignment__item__gold=False)
+        .order_by("created_at", "id")
+        .values_list(
+            "assignment__item_id",
+            "assignment__item__public_id",
+            "assignment__annotator__username",
+            "choice",
+            "shown_order",
+        )
+    )
+
+
+def candidate_rows(*, session: RatingSession) -> dict[int, list[tuple]]:
+    """Item id -> its candidates' (public id, config hash, n_tokens) in canonical order (non-gold items)."""
+    out: dict[int, list[tuple]] = {}
+    rows = session_candidates(session=session).order_by("item_id", "position")
+    for item_id, public_id, config, n_tokens in rows.values_list("item_id", "public_id", "config_hash", "n_tokens"):
+        out.setdefault(item_id, []).append((public_id, config, n_tokens))
+    return out

@@ -182,6 +182,7 @@ class RatingRankingsSerializer(serializers.Serializer):
     mode = serializers.CharField()
     ci_level = serializers.FloatField()
     n_bootstrap = serializers.IntegerField()
+    n_bootstrap_length_controlled = serializers.IntegerField()
     n_votes = serializers.IntegerField()
     n_gold_votes = serializers.IntegerField()
     configs = serializers.ListField(child=serializers.DictField(), help_text="config, label, cost_ms_per_token")

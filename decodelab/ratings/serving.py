@@ -41,25 +41,21 @@ def _next_active(session: RatingSession, user) -> Assignment | None:
         return gold
     if session.status != SessionStatus.OPEN:
         return gold
-    votes = analysis.as_pairwise(selectors.session_votes(session=session), session.mode)
+    votes = analysis.pairwise_votes(session=session)
     configs = [c["config"] for c in analysis.session_configs(session=session)]
     if len(votes) >= MIN_VOTES_PER_CONFIG * len(configs) and separated(votes, configs=configs):
         services.session_stop(session=session)
         return gold
-    available = selectors.active_available_items(session=session, user=user)
-    if not available:
+    by_pair = selectors.active_open_pairs(session=session, user=user)
+    if not by_pair:
         return gold
-    by_pair: dict[tuple[str, str], list] = {}
-    for item in available:
-        a, b = (c.config_hash for c in item.candidates.all())
-        by_pair.setdefault(tuple(sorted((a, b))), []).append(item)
     candidates = sorted({c for pair in by_pair for c in pair})
-    pair = tuple(sorted(next_pair(votes, candidates=candidates, configs=configs)))
+    a, b = next_pair(votes, candidates=candidates, configs=configs)
     # The pair the policy wants may already be used up for this annotator (they rated it on every
     # prompt); then any pair still open is better than an empty queue.
-    items = by_pair.get(pair) or by_pair[_random.choice(sorted(by_pair))]  # type: ignore[index]
-    for item in _random.sample(items, len(items)):
-        assignment = services.assignment_create(item=item, annotator=user)
+    items = by_pair.get((min(a, b), max(a, b))) or by_pair[_random.choice(sorted(by_pair))]
+    for item_id in _random.sample(items, len(items)):
+        assignment = services.assignment_create(item=selectors.item_get(item_id=item_id), annotator=user)
         if assignment is not None:
             return assignment
     return gold

@@ -62,7 +62,7 @@ def finished_comparison(owner, n: int, *, configs=CONFIGS, status: str = RunStat
             else None,
         )
         if status == RunStatus.SUCCEEDED:
-            text = f"The {word} text number {n}, variant {'xyz'[position]}: " + " ".join(["calm"] * length) + "."
+            text = f"The {word} text number {n}, variant {'xyzuvwst'[position]}: " + " ".join(["calm"] * length) + "."
             Output.objects.create(run=run, index=0, text=text, token_ids=list(range(length)), finish_reason="length")
     return comparison
 

@@ -183,7 +183,18 @@ def test_researcher_runs_an_experiment_from_upload_to_export(live_stack, browser
     assert {r["prompt_id"] for r in rows} == {"fr", "count", "sky"} and len({r["config_hash"] for r in rows}) == 3
     assert all(r["model"] == "smollm2-135m" and r["tokens_per_s"] for r in rows)
 
-    # 10. Narrow screens: the grid scrolls inside its box, not the page.
+    # 10. The experiments list and the presets page.
+    page.get_by_role("link", name="Experiments", exact=True).first.click()
+    expect(page.locator("table.list tbody tr").first).to_contain_text("temperature sweep")
+    expect(page.locator("table.list tbody tr").first).to_contain_text("18 / 18")
+    labelled(page)
+    shot(page, "experiments")
+    page.get_by_role("link", name="Presets", exact=True).click()
+    expect(page.locator("table.list code.hash")).to_have_count(3)
+    labelled(page)
+    shot(page, "presets")
+
+    # 11. Narrow screens: the grid scrolls inside its box, not the page.
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto(experiment_url + "grid/")
     assert not page.evaluate("document.documentElement.scrollWidth > window.innerWidth")

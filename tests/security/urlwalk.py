@@ -16,8 +16,8 @@ from django.utils.regex_helper import normalize
 # Pages anyone may open: the login and logout views, the API's own description (it holds no
 # data), and the root redirect.
 PUBLIC_ROUTES = {"", "login/", "logout/", "api/schema/", "api/docs/", "admin/login/", "admin/logout/"}
-MAX_VALUES_PER_KWARG = 8  # A's ids tried per URL parameter (besides the ids that name nothing)
-MAX_URLS_PER_PATTERN = 8
+MAX_VALUES_PER_KWARG = 6  # A's ids tried per URL parameter (besides the ids that name nothing)
+MAX_URLS_PER_PATTERN = 6
 # Known URL parameter names and the model whose ids they take; other names are matched to models
 # by name (experiment_id -> experiments.experiment), or get one id of each of A's models.
 KWARG_MODELS = {"comparison_id": "runs.comparison", "run_id": "runs.run", "output_id": "runs.output"}

@@ -21,11 +21,16 @@ def main() -> int:
     for lineno, line in enumerate(sys.stdin, start=1):
         if not line.strip():
             continue
+        problem = None
         try:
             data = json.loads(line)
+        except RecursionError:  # absurdly deep nesting: an error for this line, not a crash
+            problem = "nested too deeply"
         except json.JSONDecodeError as exc:
+            problem = str(exc)
+        if problem is not None:
             out = DecodeResult.failure(
-                run_id=None, attempt=1, error=f"line {lineno}: invalid JSON: {exc}", error_field="request"
+                run_id=None, attempt=1, error=f"line {lineno}: invalid JSON: {problem}", error_field="request"
             ).to_dict()
         else:
             out = execute_dict(data)

@@ -74,3 +74,13 @@ def test_jsonl_requests_get_one_result_line_each_with_outputs_metrics_and_clear_
     # Same prompt ids as the text prompt: the model was loaded once and reused.
     assert results[6]["metrics"]["model_cache_hit"] is True
     assert beams[0]["token_ids"][:1] == out["token_ids"][:1]
+
+
+def test_a_line_nested_too_deeply_is_an_error_for_that_line_not_a_crash():
+    deep = "[" * 100_000 + "]" * 100_000
+    done = subprocess.run(
+        [sys.executable, "-m", "workers.decode"], input=deep + "\n", capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["error_field"] == "request" and "nested too deeply" in result["error"]

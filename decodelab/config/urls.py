@@ -1,13 +1,13 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from decodelab.common import views as common_views
 from decodelab.users.ratelimit import login_rate_limited
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="runs:comparison_list", permanent=False)),
+    path("", common_views.home, name="home"),
     path("login/", login_rate_limited(auth_views.LoginView.as_view(redirect_authenticated_user=True)), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("comparisons/", include("decodelab.runs.urls")),

@@ -51,7 +51,7 @@ ROOT_URLCONF = "decodelab.config.urls"
 WSGI_APPLICATION = "decodelab.config.wsgi.application"
 AUTH_USER_MODEL = "users.User"
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "runs:comparison_list"
+LOGIN_REDIRECT_URL = "home"  # sends each role to its own start page
 LOGOUT_REDIRECT_URL = "login"
 
 TEMPLATES = [

@@ -14,7 +14,9 @@ help:
 	@echo "make run    install what is missing, prepare the model, start DecodeLab on http://127.0.0.1:8000"
 	@echo "make test   install what is missing and run every check (lint, contracts, Django checks, pytest)"
 	@echo "make models install and prepare the speculative pair (Qwen2.5-Coder 0.5B + 1.5B) besides the default"
-	@echo "make bench  decoder speed against named baselines (prints ratios, saves bench-results/decoders.json)"
+	@echo "make bench  decoder speed against named baselines, and the workbench experiment + grid render (bench-results/)"
+	@echo "make loadtest  the web side under 20 and 50 submissions/s with locust (bench-results/loadtest.json)"
+	@echo "make check-deploy  Django's deployment checklist with production settings"
 
 system:
 	@scripts/ensure-apt.sh redis-server
@@ -87,6 +89,8 @@ test-postgres: venv default-model
 # BENCH_ARGS="--qwen" adds the Qwen draft/target pair (after `make models`); on a GPU it is added by itself.
 bench: venv default-model
 	$(PY) -m bench.decoders $(BENCH_ARGS)
+	@# A 20-prompt x 5-preset experiment through the whole stack, then the 100 x 6 grid page's server time.
+	$(PY) -m bench.experiments $(EXPERIMENT_BENCH_ARGS)
 
 # The web side under a fixed request rate (locust, headless, 127.0.0.1, ~3 minutes; not part of
 # `make test`): POST 20 and 50 comparisons/s, poll status 100/s, against a fast fake decoder.

@@ -35,6 +35,7 @@ CREATE_EXAMPLE = OpenApiExample(
 
 class SessionListCreateApi(APIView):
     permission_classes = [IsResearcher]
+    pagination_class = DefaultPagination  # the schema documents the paginated list
 
     @extend_schema(responses=serializers.RatingSessionSerializer(many=True), operation_id="rating_sessions_list")
     def get(self, request):

@@ -32,6 +32,7 @@ def with_progress(experiment):
 
 class ExperimentListCreateApi(APIView):
     permission_classes = [IsResearcher]
+    pagination_class = DefaultPagination  # the schema documents the paginated list
 
     @extend_schema_serializer(component_name="ExperimentCreate")
     class InputSerializer(serializers.Serializer):

@@ -57,6 +57,7 @@ FILTERS = [
 
 class PresetListCreateApi(APIView):
     permission_classes = [IsResearcher]
+    pagination_class = DefaultPagination  # the schema documents the paginated list
 
     @extend_schema(parameters=FILTERS, responses=PresetSerializer(many=True), operation_id="presets_list")
     def get(self, request):
@@ -143,6 +144,7 @@ class AxisInput(serializers.Serializer):
 
 class SweepListCreateApi(APIView):
     permission_classes = [IsResearcher]
+    pagination_class = DefaultPagination  # the schema documents the paginated list
 
     @extend_schema_serializer(component_name="SweepCreate")
     class InputSerializer(serializers.Serializer):

@@ -20,6 +20,7 @@ Q_PARAM = OpenApiParameter("q", OpenApiTypes.STR, description="Name contains (ca
 
 class PromptSetListCreateApi(APIView):
     permission_classes = [IsResearcher]
+    pagination_class = DefaultPagination  # the schema documents the paginated list
 
     @extend_schema_serializer(component_name="PromptSetCreate")
     class InputSerializer(serializers.Serializer):

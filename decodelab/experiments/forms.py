@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from decodelab.common import jsonlimits
 from decodelab.common.errors import ApplicationError
 from workers.strategies import STRATEGIES
 
@@ -53,7 +54,9 @@ def coerce(kind: str, raw: str | None, field: str) -> Any:
             raise ApplicationError(f"must be {expected} (got {raw!r})", field=field) from None
     if kind == "json":
         try:
-            return json.loads(raw)
+            return jsonlimits.loads(raw)
+        except jsonlimits.TooDeep as exc:
+            raise ApplicationError(exc.message, field=field) from None
         except json.JSONDecodeError as exc:
             raise ApplicationError(f"is not valid JSON: {exc}", field=field) from None
     if kind == "lines":

@@ -299,3 +299,13 @@ def test_cell_shows_beams_groups_speculative_marks_histogram_and_validity(web, r
     )
     assert 'class="tok forced"' in pages["constrained"] and '<span class="ok">valid</span>' in pages["constrained"]
     assert "group 1" in pages["diverse_beam"] and "score -0.5000" in pages["diverse_beam"]
+
+
+def test_a_json_parameter_nested_absurdly_deep_is_a_form_error_not_a_server_error(web):
+    deep = "[" * 5000 + "]" * 5000
+    post = {"name": "deep", "strategy": "constrained", "param-json_schema": deep, "max_new_tokens": "8",
+            "seed_policy": "fixed", "seed": "0", "model": "smollm2-135m"}  # fmt: skip
+    response = web.post("/experiments/presets/new/", post)
+    assert response.status_code == 400
+    assert "nested deeper than" in response.content.decode()
+    assert not Preset.objects.exists()

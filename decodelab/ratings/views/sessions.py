@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from decodelab.common import jsonlimits
 from decodelab.common.decorators import researcher_required
 from decodelab.common.errors import ApplicationError
 from decodelab.ratings import analysis, presenters, selectors, services
@@ -45,7 +46,9 @@ def _gold_lines(raw: str) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            gold.append(json.loads(line))
+            gold.append(jsonlimits.loads(line))
+        except jsonlimits.TooDeep as exc:
+            raise ApplicationError(f"line {n}: {exc.message}", field="gold") from None
         except json.JSONDecodeError as exc:
             raise ApplicationError(f"line {n} is not valid JSON: {exc.msg}", field="gold") from None
     return gold

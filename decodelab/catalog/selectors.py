@@ -3,6 +3,7 @@ parameters (read from the torch-free worker protocol)."""
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -44,23 +45,29 @@ def model_list() -> list[dict[str, Any]]:
     return out
 
 
-def offered_model_names() -> list[str]:
-    """Names of the models a submission may use. Read on every submission, so kept for a few
-    seconds per process (workers report new models rarely; a stale answer only delays them)."""
+# The offered models, read by every submission, are kept for a few seconds per process:
+# workers report rarely, and a report clears this process's copy.
+CATALOGUE_CACHE_S = 5.0
+_catalogue_cache: dict[Any, tuple[float, Any]] = {}
+
+
+def _cached(key: Any, compute) -> Any:
     now = time.monotonic()
-    if _offered_cache and now - _offered_cache[0] < OFFERED_CACHE_S:
-        return list(_offered_cache[1])
-    names = [m["name"] for m in model_list()]
-    _offered_cache[:] = [now, names]
-    return list(names)
-
-
-OFFERED_CACHE_S = 5.0
-_offered_cache: list = []
+    hit = _catalogue_cache.get(key)
+    if hit is not None and now - hit[0] < CATALOGUE_CACHE_S:
+        return copy.deepcopy(hit[1])
+    value = compute()
+    _catalogue_cache[key] = (now, value)
+    return copy.deepcopy(value)
 
 
 def offered_cache_clear() -> None:
-    _offered_cache.clear()
+    _catalogue_cache.clear()
+
+
+def offered_model_names() -> list[str]:
+    """Names of the models a submission may use."""
+    return _cached("offered", lambda: [m["name"] for m in model_list()])
 
 
 def draft_models_for(target: str) -> list[str]:
@@ -69,7 +76,8 @@ def draft_models_for(target: str) -> list[str]:
 
 def model_revision(name: str) -> dict[str, Any]:
     """What pins a model's weights and numerics, for configuration hashes: its packages and
-    checksum, and the dtype and library versions its worker last reported."""
+    checksum, and the dtype and library versions its worker last reported. Never cached: a
+    configuration hash must change the moment a worker reports new versions."""
     spec = CATALOG.get(name)
     row = LanguageModel.objects.filter(name=name).only("dtype", "library_versions").first()
     return {

@@ -5,10 +5,24 @@ SQLite database."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from scripts import stack_commands as commands
 from tests.support.servers import ROOT
 from tests.support.stack import new_stack
+
+# Debian's Chromium, headless; without the background-networking flags it keeps trying to reach
+# the (closed) network at start.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +38,12 @@ def live_stack(tmp_path_factory):
         yield stack
     finally:
         stack.stop_all()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()

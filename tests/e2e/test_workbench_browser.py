@@ -9,22 +9,12 @@ import csv
 import io
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from tests.support.servers import ROOT
+from tests.e2e.conftest import SHOTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
 PROMPTS_CSV = (
     "id,prompt,reference,tags\n"
     "fr,The capital of France is,Paris,geo\n"
@@ -37,14 +27,6 @@ UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), s
   .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
     && !el.getAttribute('aria-labelledby') && !(el.tagName === 'BUTTON' && el.textContent.trim()))
   .map(el => el.outerHTML.slice(0, 120))"""
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 def shot(page, name: str) -> None:

@@ -49,7 +49,10 @@ def _config(candidate) -> str:
 
 def _pairwise(vote: StoredVote) -> Vote | None:
     item = vote.assignment.item
-    first, second = list(item.candidates.all())[:2]
+    candidates = list(item.candidates.all())
+    if len(candidates) < 2:  # not a pair (a damaged item): nothing to learn from, never a crash
+        return None
+    first, second = candidates[:2]
     shown_left = "a" if vote.shown_order[0] == first.public_id else "b"
     outcome = {"tie": "tie", "both_bad": "both_bad"}.get(vote.choice)
     if outcome is None:
@@ -72,6 +75,8 @@ def pairwise_votes(*, session: RatingSession) -> list[Vote]:
     candidates = selectors.candidate_rows(session=session)
     out = []
     for item_id, item_public_id, annotator, choice, shown_order in selectors.vote_rows(session=session):
+        if len(candidates.get(item_id, ())) < 2:
+            continue
         (first, config_a, length_a), (_, config_b, length_b) = candidates[item_id][:2]
         shown_left = "a" if shown_order[0] == first else "b"
         outcome = {"tie": "tie", "both_bad": "both_bad"}.get(choice)
@@ -110,7 +115,9 @@ def as_pairwise(votes: Iterable[StoredVote], mode: str) -> list[Vote]:
         if vote.assignment.item.gold:
             continue
         if mode == Mode.PAIRWISE:
-            out.append(_pairwise(vote))  # type: ignore[arg-type]
+            pair = _pairwise(vote)
+            if pair is not None:
+                out.append(pair)
         elif mode == Mode.RANKING:
             out.extend(_implied_by_ranking(vote))
     return out
@@ -129,7 +136,10 @@ def _gold_judgements(votes: Iterable[StoredVote], mode: str) -> tuple[list[Vote]
         if not item.gold:
             continue
         if mode == Mode.PAIRWISE:
-            judged.append(_pairwise(vote))  # type: ignore[arg-type]
+            pair = _pairwise(vote)
+            if pair is None:
+                continue
+            judged.append(pair)
             expected[item.public_id] = {0: GOLD_A, 1: GOLD_B}.get(item.expected, item.expected)
             continue
         if mode == Mode.LIKERT:

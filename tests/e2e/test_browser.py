@@ -14,11 +14,12 @@ def test_researcher_logs_in_submits_a_comparison_and_sees_both_outputs(live_stac
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(live_stack.base_url + "/")
-    expect(page).to_have_url(f"{live_stack.base_url}/login/?next=/comparisons/")
+    expect(page).to_have_url(f"{live_stack.base_url}/login/?next=/")  # the front door asks for a login
     page.get_by_label("Username").fill(live_stack.username)
     page.get_by_label("Password").fill(live_stack.password)
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Comparisons")).to_be_visible()
+    expect(page.get_by_role("heading", name="Comparisons")).to_be_visible()  # a researcher starts here
+    expect(page).to_have_url(f"{live_stack.base_url}/comparisons/")
 
     page.get_by_role("link", name="New comparison").first.click()
     page.get_by_label("Prompt").fill("Name the capital of France in one word.")

@@ -103,6 +103,7 @@ def main() -> int:
     parser.add_argument("--poll-rate", type=int, default=100)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--web-threads", type=int, default=4)
     parser.add_argument("--decode-workers", type=int, default=4, help="concurrency of the fake decode worker")
     args = parser.parse_args()
 
@@ -113,7 +114,7 @@ def main() -> int:
         stack.start("worker", commands.decode_worker("smollm2-135m", "load-decode", concurrency=args.decode_workers))
         stack.start("results", commands.result_writer("load-results"))
         stack.start("reaper", commands.reaper(1))
-        stack.start_web(workers=args.web_workers, threads=4)
+        stack.start_web(workers=args.web_workers, threads=args.web_threads)
         poll_ids = [api_post(stack, "/api/v1/comparisons/", {"prompt": f"poll {i}", "presets": [{"strategy": "greedy"}],
                     "chat": False, "max_new_tokens": 8})["id"] for i in range(20)]  # fmt: skip
         out = ROOT / "bench-results" / "loadtest"

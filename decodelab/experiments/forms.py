@@ -8,60 +8,20 @@ row (presets-<key>-<name>) while a preset page edits one configuration, so the t
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from decodelab.common import jsonlimits
-from decodelab.common.errors import ApplicationError
+from decodelab.common import paramforms
 from workers.strategies import STRATEGIES
-
-NUMERIC_KINDS = ("int", "float")
 
 
 def param_fields(strategy: str, values: dict[str, Any], errors: dict[str, str], draft_models: list[str]) -> list[dict]:
-    """One entry per parameter input: its spec, the current value as text, and its error."""
-    fields = []
-    for spec in STRATEGIES[strategy].param_specs():
-        value = values.get(spec["name"], spec["default"])
-        if spec["kind"] == "json" and isinstance(value, dict):
-            value = json.dumps(value, indent=2)
-        elif spec["kind"] == "lines" and isinstance(value, list):
-            value = "\n".join(value)
-        fields.append(
-            {
-                **spec,
-                "input_name": f"param-{spec['name']}",
-                "value": "" if value is None else value,
-                "options": spec["options"] or (draft_models if spec["kind"] == "model" else []),
-                "step": "any" if spec["kind"] == "float" else "1",
-                "error": errors.get(f"params.{spec['name']}"),
-            }
-        )
-    return fields
+    """One entry per parameter input of the preset form (inputs named param-<name>)."""
+    return paramforms.param_fields(
+        strategy, values, errors, input_prefix="param-", error_prefix="params.", draft_models=draft_models
+    )
 
 
-def coerce(kind: str, raw: str | None, field: str) -> Any:
-    """Form text to a JSON value; None means 'not given' (the default applies)."""
-    if kind == "bool":
-        return raw in ("on", "true", "1")
-    if raw is None or raw.strip() == "":
-        return None
-    if kind in NUMERIC_KINDS:
-        try:
-            return int(raw) if kind == "int" else float(raw)
-        except ValueError:
-            expected = "an integer" if kind == "int" else "a number"
-            raise ApplicationError(f"must be {expected} (got {raw!r})", field=field) from None
-    if kind == "json":
-        try:
-            return jsonlimits.loads(raw)
-        except jsonlimits.TooDeep as exc:
-            raise ApplicationError(exc.message, field=field) from None
-        except json.JSONDecodeError as exc:
-            raise ApplicationError(f"is not valid JSON: {exc}", field=field) from None
-    if kind == "lines":
-        return [line.strip() for line in raw.splitlines() if line.strip()]
-    return raw
+coerce = paramforms.coerce
 
 
 def parse_params(strategy: str, post) -> dict[str, Any]:
@@ -98,7 +58,7 @@ def parse_values(raw: str, kind: str, field: str) -> list[Any]:
     parts = [p.strip() for p in raw.replace("\n", ",").split(",") if p.strip()]
     if kind == "bool":
         return [p.lower() in ("true", "1", "on", "yes") for p in parts]
-    if kind in NUMERIC_KINDS:
+    if kind in ("int", "float"):
         return [coerce(kind, p, field) for p in parts]
     return parts
 

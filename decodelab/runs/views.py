@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.conf import settings
@@ -11,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from decodelab.catalog import selectors as catalog
-from decodelab.common import jsonlimits
+from decodelab.common import paramforms
 from decodelab.common.decorators import researcher_required
 from decodelab.common.errors import ApplicationError
 from decodelab.runs import presenters, selectors, services
@@ -28,32 +27,6 @@ DEFAULT_PRESETS: list[dict[str, Any]] = [
 ]
 
 
-def _param_fields(
-    strategy: str, key: str, values: dict[str, Any], errors: dict[str, str], index: int, model: str
-) -> list[dict]:
-    """Describe each parameter input of one preset row, with its current value and error."""
-    fields = []
-    for spec in STRATEGIES[strategy].param_specs():
-        value = values.get(spec["name"], spec["default"])
-        if spec["kind"] == "json" and isinstance(value, dict):
-            value = json.dumps(value, indent=2)
-        elif spec["kind"] == "lines" and isinstance(value, list):
-            value = "\n".join(value)
-        # A draft model must share the target's tokenizer: offer only those.
-        options = spec["options"] or (catalog.draft_models_for(model) if spec["kind"] == "model" else [])
-        fields.append(
-            {
-                **spec,
-                "input_name": f"presets-{key}-{spec['name']}",
-                "value": "" if value is None else value,
-                "options": options,
-                "step": "any" if spec["kind"] == "float" else "1",
-                "error": errors.get(f"presets[{index}].params.{spec['name']}"),
-            }
-        )
-    return fields
-
-
 def _preset_row(
     key: str, index: int, preset: dict[str, Any], errors: dict[str, str] | None = None, model: str = ""
 ) -> dict:
@@ -62,37 +35,18 @@ def _preset_row(
     return {
         "key": key,
         "strategy": strategy,
-        "params": _param_fields(
-            strategy, key, preset.get("params") or {}, errors, index, model or settings.DECODELAB_DEFAULT_MODEL
+        "params": paramforms.param_fields(
+            strategy,
+            preset.get("params") or {},
+            errors,
+            input_prefix=f"presets-{key}-",
+            error_prefix=f"presets[{index}].params.",
+            draft_models=catalog.draft_models_for(model or settings.DECODELAB_DEFAULT_MODEL),
         ),
         "seed": preset.get("seed", 0),
         "label": preset.get("label", ""),
         "errors": [msg for field, msg in errors.items() if field.startswith(f"presets[{index}]")],
     }
-
-
-def _coerce(kind: str, raw: str | None, field: str) -> Any:
-    """Form text to the parameter's JSON value; None means 'not given' (the default applies)."""
-    if kind == "bool":
-        return raw in ("on", "true", "1")
-    if raw is None or raw.strip() == "":
-        return None
-    if kind in ("int", "float"):
-        try:
-            return int(raw) if kind == "int" else float(raw)
-        except ValueError:
-            expected = "an integer" if kind == "int" else "a number"
-            raise ApplicationError(f"must be {expected} (got {raw!r})", field=field) from None
-    if kind == "json":
-        try:
-            return jsonlimits.loads(raw)  # json.loads, but deep nesting is an error, not a RecursionError
-        except jsonlimits.TooDeep as exc:
-            raise ApplicationError(exc.message, field=field) from None
-        except json.JSONDecodeError as exc:
-            raise ApplicationError(f"is not valid JSON: {exc}", field=field) from None
-    if kind == "lines":
-        return [line.strip() for line in raw.splitlines() if line.strip()]
-    return raw
 
 
 def _parse_presets(post) -> tuple[list[str], list[dict[str, Any]]]:
@@ -108,10 +62,12 @@ def _parse_presets(post) -> tuple[list[str], list[dict[str, Any]]]:
         if strategy in STRATEGIES:
             for spec in STRATEGIES[strategy].param_specs():
                 name = spec["name"]
-                value = _coerce(spec["kind"], post.get(f"presets-{key}-{name}"), f"presets[{i}].params.{name}")
+                value = paramforms.coerce(
+                    spec["kind"], post.get(f"presets-{key}-{name}"), f"presets[{i}].params.{name}"
+                )
                 if value is not None:
                     preset["params"][name] = value
-        seed = _coerce("int", post.get(f"presets-{key}-seed"), f"presets[{i}].seed")
+        seed = paramforms.coerce("int", post.get(f"presets-{key}-seed"), f"presets[{i}].seed")
         preset["seed"] = 0 if seed is None else seed
         label = (post.get(f"presets-{key}-label") or "").strip()
         if label:

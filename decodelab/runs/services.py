@@ -160,7 +160,8 @@ def comparison_create(
 
 
 def _dispatch_created(runs: list[Run]) -> None:
-    """Send runs just created (still in memory, so no re-read); stop at the first broker failure."""
+    """Send runs just created (still in memory, so no re-read). At the first broker failure the
+    rest stay queued and undispatched, with the reason logged; the reaper sends them later."""
     for run in runs:
         if not run_dispatch(run=run):
             break
@@ -182,18 +183,6 @@ def _check_quota(owner, *, adding: int) -> None:
             "(DECODELAB_MAX_RUNS_IN_FLIGHT). Wait for runs to finish or cancel some.",
             field="presets",
         )
-
-
-def runs_dispatch(*, run_ids: list) -> int:
-    """Send each queued run to its model's queue (after the creating transaction commits, and
-    from the reaper). A run the broker cannot take stays queued and undispatched, with the
-    reason logged; the reaper sends it once the broker is back. Returns how many were sent."""
-    sent = 0
-    for run in Run.objects.select_related("comparison").filter(id__in=run_ids, status=RunStatus.QUEUED):
-        if not run_dispatch(run=run):
-            break  # the broker is down: the rest would fail the same way
-        sent += 1
-    return sent
 
 
 def run_dispatch(*, run: Run) -> bool:

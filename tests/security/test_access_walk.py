@@ -167,7 +167,6 @@ def test_every_user_url_and_verb_respects_ownership_and_roles():
 
     counts: collections.Counter = collections.Counter()
     violations: list[str] = []
-    owner_errors: list[str] = []
     deferred: list[tuple[Target, Caller, str]] = []
     for target in all_targets:
         for verb in VERBS:
@@ -177,9 +176,9 @@ def test_every_user_url_and_verb_respects_ownership_and_roles():
                 if caller.user == "owner" and verb == "DELETE":
                     deferred.append((target, caller, verb))  # the owner's deletions last: A's objects stay
                     continue
-                run_one(target, caller, verb, world, counts, violations, owner_errors)
+                run_one(target, caller, verb, world, counts, violations)
     for target, caller, verb in deferred:
-        run_one(target, caller, verb, world, counts, violations, owner_errors)
+        run_one(target, caller, verb, world, counts, violations)
 
     table = summary(counts, callers)
     patterns = collections.Counter(t.endpoint.app for t in all_targets)
@@ -187,7 +186,6 @@ def test_every_user_url_and_verb_respects_ownership_and_roles():
         f"{table}\n\nURLs walked per app: {dict(patterns)}\n"
         f"A's objects: { {label: len(objs) for label, objs in world.owned.items()} }\n"
         f"models without a row: {world.skipped_models}\n"
-        f"owner 5xx on generically built rows (not asserted): {owner_errors}\n"
     )
     print(report)
     out = ROOT / "test-artifacts" / "security"
@@ -210,14 +208,12 @@ def test_every_user_url_and_verb_respects_ownership_and_roles():
     assert foreign.client.get(f"/api/v1/comparisons/{world.foreign_comparison.id}/").status_code == 200
 
 
-def run_one(target, caller, verb, world, counts, violations, owner_errors) -> None:
+def run_one(target, caller, verb, world, counts, violations) -> None:
     response = caller.request(verb, target.url, target.endpoint.is_api)
     counts[(verb, caller.label, response.status_code)] += 1
     problem = check(target, caller, verb, response, world)
     if problem:
         violations.append(f"{verb} {target.url} as {caller.label}: {response.status_code}: {problem}")
-    elif response.status_code >= 500:
-        owner_errors.append(f"{verb} {target.url}: {response.status_code}")
 
 
 def test_urls_added_later_are_walked(settings):

@@ -1,13 +1,19 @@
 """Token traces: for each generated token, what the model thought of it.
 
-Definition (the same for every strategy, so traces compare across strategies): after
-decoding, each output is run once through the model with the prompt, teacher-forced (one
-forward pass, not timed as decoding). For each new token at position t:
+Definition (the same for every strategy, so traces compare across strategies), for each new
+token at position t, from the model's raw next-token logits at t:
 
 - ``logprob``: log-probability of the chosen token under the model's raw next-token
   distribution at t (no temperature, top-k/p or grammar mask applied);
 - ``entropy``: entropy of that raw distribution, in nats;
 - ``top``: the 5 most likely tokens there, as ``[token_id, text, logprob]``.
+
+Where the logits come from: decoders that keep them (greedy, sampling, speculative, constrained)
+record these figures from the very logits they decoded with (``step_stats``; for speculative
+decoding, the verify pass), which costs no extra forward pass. For the other strategies the
+output is run once more through the model with the prompt, teacher-forced (``token_trace``,
+one forward pass, not timed as decoding); that pass is also the oracle the recorded figures
+are tested against (equal up to float rounding of a different batch shape).
 
 Decoder-specific facts about the token (speculative: accepted/corrected/bonus; constrained:
 forced, masked mass) are merged in from the decoder's ``token_info``.
@@ -25,6 +31,50 @@ TOP_N = 5
 def piece(tokenizer: Any, token_id: int) -> str:
     """The text of one token as it reads in the output."""
     return tokenizer.decode([token_id], skip_special_tokens=False)
+
+
+def step_stats(logits: torch.Tensor, chosen: torch.Tensor) -> list[dict[str, Any]]:
+    """Trace figures of one step for ``n`` rows: ``[n, V]`` raw logits, ``[n]`` chosen tokens.
+
+    Returns one dict per row: ``logprob``, ``entropy`` and ``top`` (``[[id, logprob], ...]``,
+    no text yet; ``trace_from_stats`` adds it).
+    """
+    assert logits.dim() == 2 and chosen.shape == (logits.shape[0],), "expected [n, V] logits and [n] tokens"
+    logprobs = torch.log_softmax(logits.float(), dim=-1)  # [n, V]
+    chosen_lp = logprobs.gather(1, chosen[:, None].to(logprobs.device))[:, 0].tolist()  # [n]
+    entropy = (-(logprobs.exp() * logprobs).nan_to_num().sum(-1)).tolist()  # [n]
+    top_lp, top_ids = torch.topk(logprobs, TOP_N, dim=-1)  # [n, TOP_N] each
+    return [
+        {"logprob": lp, "entropy": h, "top": list(zip(ids, lps, strict=True))}
+        for lp, h, ids, lps in zip(chosen_lp, entropy, top_ids.tolist(), top_lp.tolist(), strict=True)
+    ]
+
+
+def _entry(tokenizer: Any, token_id: int, logprob: float, entropy: float, top: Any) -> dict[str, Any]:
+    return {
+        "id": token_id,
+        "text": piece(tokenizer, token_id),
+        "logprob": round(float(logprob), 5),
+        "entropy": round(float(entropy), 5),
+        "top": [[int(i), piece(tokenizer, int(i)), round(float(lp), 5)] for i, lp in top],
+    }
+
+
+def trace_from_stats(
+    tokenizer: Any,
+    output_ids: list[int],
+    stats: list[dict[str, Any]],
+    token_info: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """The trace of an output from the figures its decoder recorded (``step_stats``)."""
+    assert len(stats) == len(output_ids), f"{len(stats)} recorded steps for {len(output_ids)} tokens"
+    trace = []
+    for t, (token_id, s) in enumerate(zip(output_ids, stats, strict=True)):
+        entry = _entry(tokenizer, token_id, s["logprob"], s["entropy"], s["top"])
+        if token_info and t < len(token_info):
+            entry.update(token_info[t])
+        trace.append(entry)
+    return trace
 
 
 def token_trace(
@@ -50,16 +100,8 @@ def token_trace(
     assert chosen_lp.shape == (n_new,)
     trace = []
     for t, token_id in enumerate(output_ids):
-        entry: dict[str, Any] = {
-            "id": token_id,
-            "text": piece(tokenizer, token_id),
-            "logprob": round(float(chosen_lp[t]), 5),
-            "entropy": round(float(entropy[t]), 5),
-            "top": [
-                [int(i), piece(tokenizer, int(i)), round(float(lp), 5)]
-                for i, lp in zip(top_ids[t].tolist(), top_lp[t].tolist(), strict=True)
-            ],
-        }
+        top = zip(top_ids[t].tolist(), top_lp[t].tolist(), strict=True)
+        entry = _entry(tokenizer, token_id, float(chosen_lp[t]), float(entropy[t]), top)
         if token_info and t < len(token_info):
             entry.update(token_info[t])
         trace.append(entry)

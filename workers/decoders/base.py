@@ -55,6 +55,9 @@ class GeneratedSequence:
     # One dict per new token with what the decoder knows about it (speculative: "spec" is
     # "accepted" | "corrected" | "bonus"; constrained: "forced", "masked_mass"), or None.
     token_info: list[dict[str, Any]] | None = None
+    # One dict per new token with its trace figures from the decode's own raw logits
+    # (``workers.trace.step_stats``), or None when the decoder does not record them.
+    stats: list[dict[str, Any]] | None = None
 
 
 class DecodeFn(Protocol):

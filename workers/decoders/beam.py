@@ -68,6 +68,7 @@ import torch
 from workers.decoders import greedy, kv
 from workers.decoders.base import GeneratedSequence, no_op
 from workers.decoders.stopping import StopStrings
+from workers.executor import Execution, Executor, new_executor
 from workers.strategies import BeamConfig, GreedyConfig
 
 NEG_INF = -1.0e9  # transformers' "very large negative" score for masked beams
@@ -83,6 +84,7 @@ def decode(
     generator: torch.Generator | None = None,
     on_first_token: Callable[[], None] = no_op,
     stop: StopStrings | None = None,
+    execution: Execution | None = None,
     **_resources: Any,  # tokenizer, draft_model: not used here
 ) -> list[GeneratedSequence]:
     """Beam-search ``input_ids`` (``[1, prompt_len]``); return the ``num_return_sequences`` best."""
@@ -104,6 +106,7 @@ def decode(
             eos_token_ids=eos_token_ids,
             on_first_token=on_first_token,
             stop=stop,
+            execution=execution,
         )
         best.score = best.score / (len(best.token_ids) ** length_penalty)
         return [best]
@@ -129,9 +132,10 @@ def decode(
         finished_stopped = torch.zeros(num_beams, dtype=torch.bool, device=device)  # [B] ended by a stop string
         improvement_possible = True  # not is_early_stop_heuristic satisfied (sticky)
 
-        cache = kv.new_cache(model)
-        prompt_rows = input_ids.repeat_interleave(num_beams, dim=0)  # [B, prompt_len]
-        logits = kv.forward_last_logits(model, prompt_rows, cache)  # [B, vocab]
+        prompt = input_ids[0].tolist()
+        capacity = Executor.capacity_for([len(prompt)], max_new_tokens)
+        ex = new_executor(execution, model, rows=num_beams, capacity=capacity)
+        logits = ex.prefill([prompt] * num_beams)[:, -1]  # [B, vocab], the prompt repeated as generate does
         vocab_size = logits.shape[-1]
 
         for step in range(max_new_tokens):
@@ -217,8 +221,8 @@ def decode(
                 break
 
             # f. follow the surviving beams' parents in the cache, feed their new tokens.
-            kv.reorder(cache, beam_idx)
-            logits = kv.forward_last_logits(model, running_tokens[:, step : step + 1], cache)  # [B, vocab]
+            ex.reorder(beam_idx)
+            logits = ex.step(running_tokens[:, step : step + 1])[:, -1]  # [B, vocab]
 
     out: list[GeneratedSequence] = []
     for slot in range(n_return):

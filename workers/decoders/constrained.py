@@ -8,7 +8,7 @@ XGrammar and transformers' own ``PrefixConstrainedLogitsProcessor``):
    failures raise ``GrammarError`` naming the parameter). The result is a matcher at the
    start state: an incremental parser that, given the tokens consumed so far, says which
    tokens of the vocabulary can extend the output towards a complete match.
-2. Prefill the prompt ``[1, prompt_len]`` once (KV cache, ``workers.decoders.kv``).
+2. Prefill the prompt ``[1, prompt_len]`` once (``workers.executor``).
 3. Each step, for each live row (one output, sample or beam) with its own matcher:
    a. ``mask``: the matcher writes a bitmask of allowed tokens (``[ceil(V / 32)]`` int32,
       unpacked here with NumPy to ``[V]`` bool: the helper ``llguidance.torch`` ships is
@@ -46,7 +46,7 @@ considered in order: a candidate ending in eos, or whose matcher stops, becomes 
 hypothesis if it ranks among the first ``B`` (transformers' rule); the others become the next
 running beams (at most ``B``), each with a deep copy of its parent's matcher (~1 us) that then
 consumes the new token, so matcher states follow the beams' reordering exactly as the KV
-cache rows do (``kv.reorder`` with the parents' indices; the number of rows can shrink when the
+cache rows do (``Executor.reorder`` with the parents' indices; the number of rows can shrink when the
 constraint leaves fewer than ``B`` continuations). Finished hypotheses are scored
 ``sum_logprob / new_tokens ** length_penalty``; the search stops when no beam runs, at
 ``max_new_tokens`` (the running beams are then finished as ``"length"``), or when ``B``
@@ -90,10 +90,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from workers import grammar
+from workers import grammar, trace
 from workers.decoders import kv, logits
 from workers.decoders.base import GeneratedSequence, no_op
 from workers.decoders.stopping import StopStrings
+from workers.executor import Execution, Executor, new_executor
 from workers.grammar import CompiledGrammar, GrammarError, Uncheckable
 from workers.strategies import ConstrainedConfig, ParamError
 
@@ -108,12 +109,14 @@ class _Row:
     tokens: list[int] = field(default_factory=list)
     score: float = 0.0  # sum of chosen tokens' log-probabilities (see the module docstring)
     info: list[dict[str, Any]] = field(default_factory=list)  # token_info
+    stats: list[dict[str, Any]] = field(default_factory=list)  # trace figures from the raw logits
     mask_ms: list[float] = field(default_factory=list)
     finish_reason: str | None = None
 
     def fork(self) -> _Row:
         """A copy that can diverge (beam search): the matcher is deep-copied."""
-        return _Row(self.matcher.deep_copy(), list(self.tokens), self.score, list(self.info), list(self.mask_ms))
+        copy = [list(self.tokens), self.score, list(self.info), list(self.stats), list(self.mask_ms)]
+        return _Row(self.matcher.deep_copy(), *copy)
 
 
 @dataclass
@@ -178,7 +181,8 @@ class _Masker:
         return _Step(masked, n_allowed, min(max(masked_mass, 0.0), 1.0), mask_ms)
 
 
-def _record(row: _Row, token: int, step: _Step, logprob: float) -> None:
+def _record(row: _Row, token: int, step: _Step, logprob: float, stats: dict[str, Any]) -> None:
+    row.stats.append(stats)
     row.tokens.append(token)
     row.score += logprob
     row.info.append({"forced": step.n_allowed == 1, "masked_mass": round(step.masked_mass, 6)})
@@ -221,6 +225,7 @@ def decode(
     on_first_token: Callable[[], None] = no_op,
     tokenizer: Any = None,
     stop: StopStrings | None = None,
+    execution: Execution | None = None,
     **_resources: Any,  # draft_model: not used here
 ) -> list[GeneratedSequence]:
     """Decode ``input_ids`` (``[1, prompt_len]``) under ``config``'s constraint.
@@ -244,17 +249,17 @@ def decode(
     eos = set(eos_list)
 
     with torch.inference_mode():
-        cache = kv.new_cache(model)
-        first_logits = kv.forward_last_logits(model, input_ids, cache)  # [1, V]
+        prompt = input_ids[0].tolist()
+        widest = config.num_beams if config.decoding == "beam" else config.num_return_sequences
+        capacity = Executor.capacity_for([len(prompt)], max_new_tokens)
+        ex = new_executor(execution, model, rows=1, max_rows=max(widest, 1), capacity=capacity)
+        first_logits = ex.prefill([prompt])[:, -1]  # [1, V]
         assert first_logits.shape[-1] == width, f"logits width {first_logits.shape[-1]} != lm_head rows {width}"
         if config.decoding == "beam":
-            rows = _beam(
-                model, cache, first_logits, config, compiled, masker, eos, max_new_tokens, on_first_token, stop
-            )
+            rows = _beam(ex, first_logits, config, compiled, masker, eos, max_new_tokens, on_first_token, stop)
         else:
             rows = _ancestral(
-                model,
-                cache,
+                ex,
                 first_logits,
                 config,
                 compiled,
@@ -269,8 +274,7 @@ def decode(
 
 
 def _ancestral(
-    model: Any,
-    cache: Any,
+    ex: Executor,
     first_logits: torch.Tensor,
     config: ConstrainedConfig,
     compiled: CompiledGrammar,
@@ -283,7 +287,7 @@ def _ancestral(
 ) -> list[_Row]:
     """Greedy (one row) or sampling (``num_return_sequences`` rows): one token per live row per step.
 
-    Rows that finish leave the batch: the KV cache keeps only the live rows (``kv.reorder``
+    Rows that finish leave the batch: the KV cache keeps only the live rows (``Executor.reorder``
     with the live rows' indices), so no forward is spent on finished ones.
     """
     sampling = config.decoding == "sampling"
@@ -291,7 +295,7 @@ def _ancestral(
     rows = [_Row(compiled.new_matcher()) for _ in range(n)]
     live = list(range(n))  # row index of each cache row
     if n > 1:
-        kv.reorder(cache, torch.zeros(n, dtype=torch.long, device=first_logits.device))  # [n] copies of the prompt
+        ex.reorder([0] * n)  # [n] copies of the prompt
     next_logits = first_logits.expand(n, -1)  # [live, V]
 
     for step in range(max_new_tokens):
@@ -308,9 +312,10 @@ def _ancestral(
             logprobs = torch.log_softmax(masked, dim=-1)  # [live, V]
         chosen_logprob = logprobs.gather(1, chosen[:, None]).squeeze(1)  # [live]
 
+        raw_stats = trace.step_stats(next_logits, chosen)
         for i, r in enumerate(live):
             token = int(chosen[i])
-            _record(rows[r], token, steps[i], float(chosen_logprob[i]))
+            _record(rows[r], token, steps[i], float(chosen_logprob[i]), raw_stats[i])
             _consume(rows[r], token, compiled, eos, last_step, stop)
         if step == 0:
             on_first_token()
@@ -320,15 +325,14 @@ def _ancestral(
             break
         feed = chosen[still]  # [still]
         if len(still) != len(live):
-            kv.reorder(cache, torch.tensor(still, dtype=torch.long, device=chosen.device))
+            ex.reorder(still)
             live = [live[i] for i in still]
-        next_logits = kv.forward_last_logits(model, feed[:, None], cache)  # [live, V]
+        next_logits = ex.step(feed[:, None])[:, -1]  # [live, V]
     return rows
 
 
 def _beam(
-    model: Any,
-    cache: Any,
+    ex: Executor,
     first_logits: torch.Tensor,
     config: ConstrainedConfig,
     compiled: CompiledGrammar,
@@ -358,13 +362,15 @@ def _beam(
         k = min(2 * num_beams, sum(s.n_allowed for s in steps))
         top_idx = torch.topk(flat, k).indices  # [k], best first
         vocab = totals.shape[1]
+        cand_parent = top_idx // vocab  # [k]
+        cand_stats = trace.step_stats(next_logits[cand_parent], top_idx % vocab)  # raw figures per candidate
 
         new_running: list[_Row] = []
         parents: list[int] = []
         for rank in range(k):
             parent, token = divmod(int(top_idx[rank]), vocab)
             child = running[parent].fork()
-            _record(child, token, steps[parent], float(logprobs[parent, token]))
+            _record(child, token, steps[parent], float(logprobs[parent, token]), cand_stats[rank])
             _consume(child, token, compiled, eos, last_step, stop)
             if child.finish_reason is None:
                 if len(new_running) < num_beams:
@@ -387,10 +393,10 @@ def _beam(
             if finished[-1].score >= best_possible:
                 break
         idx = torch.tensor(parents, dtype=torch.long, device=next_logits.device)  # [new_running]
-        kv.reorder(cache, idx)
+        ex.reorder(idx)
         feed = torch.tensor([row.tokens[-1] for row in new_running], dtype=torch.long, device=idx.device)
         running = new_running
-        next_logits = kv.forward_last_logits(model, feed[:, None], cache)  # [running, V]
+        next_logits = ex.step(feed[:, None])[:, -1]  # [running, V]
     return finished[: config.num_return_sequences]
 
 
@@ -432,4 +438,5 @@ def _output(
         score=row.score,
         metrics=metrics,
         token_info=list(row.info),
+        stats=list(row.stats),
     )

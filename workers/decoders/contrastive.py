@@ -56,6 +56,7 @@ import torch
 from workers.decoders import greedy, kv
 from workers.decoders.base import GeneratedSequence, no_op
 from workers.decoders.stopping import StopStrings
+from workers.executor import Execution, Executor, new_executor, text_config
 from workers.strategies import ContrastiveConfig, GreedyConfig
 
 
@@ -69,6 +70,7 @@ def decode(
     generator: torch.Generator | None = None,
     on_first_token: Callable[[], None] = no_op,
     stop: StopStrings | None = None,
+    execution: Execution | None = None,
     **_resources: Any,  # tokenizer, draft_model: not used here
 ) -> list[GeneratedSequence]:
     """Contrastive-search one continuation of ``input_ids`` (``[1, prompt_len]``)."""
@@ -84,6 +86,7 @@ def decode(
             eos_token_ids=eos_token_ids,
             on_first_token=on_first_token,
             stop=stop,
+            execution=execution,
         )
     return [
         search(
@@ -95,32 +98,9 @@ def decode(
             eos_token_ids=eos_token_ids,
             on_first_token=on_first_token,
             stop=stop,
+            execution=execution,
         )
     ]
-
-
-def _forward(model: Any, input_ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``input_ids`` (``[rows, new_len]``) through the model, extending ``cache``.
-
-    Returns the float32 logits of the last position ``[rows, vocab]`` (a fresh tensor) and the
-    last layer's hidden states of the new positions ``[rows, new_len, H]``.
-    """
-    assert input_ids.dim() == 2, f"input_ids must be [rows, new_len], got {tuple(input_ids.shape)}"
-    kwargs: dict[str, Any] = {}
-    if kv.supports_logits_to_keep(model):
-        kwargs["logits_to_keep"] = 1  # as generate passes it: the same LM-head shapes, the same bits
-    out = model(
-        input_ids=input_ids,
-        past_key_values=cache,
-        use_cache=True,
-        output_hidden_states=True,
-        return_dict=True,
-        **kwargs,
-    )
-    logits = out.logits[:, -1, :].to(copy=True, dtype=torch.float32)  # [rows, vocab]
-    hidden = out.hidden_states[-1]  # [rows, new_len, H]
-    del out
-    return logits, hidden
 
 
 def _degeneration_penalty(context_hidden: torch.Tensor, candidate_hidden: torch.Tensor) -> torch.Tensor:
@@ -144,6 +124,7 @@ def search(
     eos_token_ids: Sequence[int],
     on_first_token: Callable[[], None] = no_op,
     stop: StopStrings | None = None,
+    execution: Execution | None = None,
 ) -> GeneratedSequence:
     """The contrastive search loop (any ``penalty_alpha`` in [0, 1], ``top_k >= 1``)."""
     kv.check_prompt(input_ids, max_new_tokens)
@@ -151,8 +132,13 @@ def search(
     eos = {int(i) for i in eos_token_ids}
 
     with torch.inference_mode():
-        cache = kv.new_cache(model)
-        logits, context_hidden = _forward(model, input_ids, cache)  # [1, vocab], [1, prompt_len, H]
+        prompt = input_ids[0].tolist()
+        k = min(top_k, text_config(model).vocab_size)
+        capacity = Executor.capacity_for([len(prompt)], max_new_tokens)
+        ex = new_executor(execution, model, rows=1, max_rows=k, capacity=capacity)
+        # [1, 1, vocab], [1, prompt_len, H]: generate runs the prompt with output_hidden_states=True
+        logits, context_hidden = ex.prefill([prompt], hidden=True)
+        logits = logits[:, -1]  # [1, vocab]
         k = min(top_k, logits.shape[-1])
         tokens: list[int] = []
         token_info: list[dict[str, Any]] = []
@@ -164,8 +150,9 @@ def search(
             top_probs, top_ids = torch.topk(probs, dim=-1, k=k)  # [1, k] each
 
             # b. one forward over the k candidates, each on its own copy of the cache.
-            cache.batch_repeat_interleave(k)
-            candidate_logits, candidate_hidden = _forward(model, top_ids.view(-1, 1), cache)  # [k, vocab], [k, 1, H]
+            ex.reorder([0] * k)  # the cache repeated k times (DynamicCache.batch_repeat_interleave)
+            candidate_logits, candidate_hidden = ex.step(top_ids.view(-1, 1), hidden=True)  # [k, 1, vocab], [k, 1, H]
+            candidate_logits = candidate_logits[:, -1]  # [k, vocab]
 
             # c. model confidence against the degeneration penalty.
             penalty = _degeneration_penalty(context_hidden.repeat_interleave(k, dim=0), candidate_hidden)  # [k]
@@ -185,7 +172,7 @@ def search(
                 }
             )
             context_hidden = torch.cat([context_hidden, candidate_hidden[chosen : chosen + 1]], dim=1)  # [1, S+1, H]
-            cache.batch_select_indices(torch.tensor([chosen], device=input_ids.device))
+            ex.reorder([chosen])
             logits = candidate_logits[chosen : chosen + 1]  # [1, vocab]
             if step == 0:
                 on_first_token()

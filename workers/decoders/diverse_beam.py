@@ -77,6 +77,7 @@ import torch
 from workers.decoders import beam, kv
 from workers.decoders.base import GeneratedSequence, no_op
 from workers.decoders.stopping import StopStrings
+from workers.executor import Execution, Executor, new_executor
 from workers.strategies import BeamConfig, DiverseBeamConfig
 
 NEG_INF = -1.0e9  # transformers' initial score of the beams a group does not expand yet
@@ -133,6 +134,7 @@ def decode(
     generator: torch.Generator | None = None,
     on_first_token: Callable[[], None] = no_op,
     stop: StopStrings | None = None,
+    execution: Execution | None = None,
     **_resources: Any,  # tokenizer, draft_model: not used here
 ) -> list[GeneratedSequence]:
     """Diverse-beam-search ``input_ids`` (``[1, prompt_len]``); return the n-best over all groups."""
@@ -157,6 +159,7 @@ def decode(
             eos_token_ids=eos_token_ids,
             on_first_token=on_first_token,
             stop=stop,
+            execution=execution,
         )
         for seq in out:
             seq.group = 0
@@ -174,6 +177,7 @@ def decode(
         eos_token_ids=[int(i) for i in eos_token_ids],
         on_first_token=on_first_token,
         stop=stop,
+        execution=execution,
     )
     # BeamSearchScorer.finalize: pool every group's hypotheses, stable sort, pop the best.
     ranked = sorted(hypotheses, key=lambda h: h.score)
@@ -205,6 +209,7 @@ def _search(
     on_first_token: Callable[[], None],
     best_running_only: bool = False,
     stop: StopStrings | None = None,
+    execution: Execution | None = None,
 ) -> list[_Hypothesis]:
     """The group beam search loop; returns every group's finished hypotheses, group by group.
 
@@ -226,9 +231,10 @@ def _search(
         beam_scores[::group_size] = 0
         tokens = torch.full((num_beams, max_new_tokens), filler, dtype=torch.long, device=device)  # [B, T]
 
-        cache = kv.new_cache(model)
-        prompt_rows = input_ids.repeat_interleave(num_beams, dim=0)  # [B, prompt_len]
-        logits = kv.forward_last_logits(model, prompt_rows, cache)  # [B, vocab]
+        prompt = input_ids[0].tolist()
+        capacity = Executor.capacity_for([len(prompt)], max_new_tokens)
+        ex = new_executor(execution, model, rows=num_beams, capacity=capacity)
+        logits = ex.prefill([prompt] * num_beams)[:, -1]  # [B, vocab], the prompt repeated
         vocab_size = logits.shape[-1]
 
         generated_len = 0
@@ -316,8 +322,8 @@ def _search(
             if all(done) or generated_len == max_new_tokens:
                 break
             # e. follow the beams' parents in the cache, feed every row's new token.
-            kv.reorder(cache, reordering)
-            logits = kv.forward_last_logits(model, current_tokens[:, None], cache)  # [B, vocab]
+            ex.reorder(reordering)
+            logits = ex.step(current_tokens[:, None])[:, -1]  # [B, vocab]
 
         # BeamSearchScorer.finalize: the running beams of groups not done are hypotheses too.
         for g in range(num_groups):

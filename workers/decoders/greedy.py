@@ -17,6 +17,10 @@ list for greedy search is empty.
 ``score`` is the sum of the chosen tokens' log-probabilities, ``log_softmax`` of the raw
 logits (transformers' greedy search reports no sequence score; this one is computed on
 the side and does not influence the choice).
+
+Batches: ``decode_batch`` greedy-decodes several prompts at once, one row each (left-padded,
+``workers.executor``); a row leaves the batch when it finishes. Each row's tokens are those it
+gets alone, except where a different batch shape rounds the logits differently at a near-tie.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from typing import Any
 
 import torch
 
+from workers import trace
 from workers.decoders import kv
 from workers.decoders.base import GeneratedSequence, no_op
 from workers.decoders.stopping import StopStrings
+from workers.executor import Execution, Executor, new_executor
 from workers.strategies import StrategyConfig
 
 
@@ -42,34 +48,78 @@ def decode(
     generator: torch.Generator | None = None,
     on_first_token: Callable[[], None] = no_op,
     stop: StopStrings | None = None,
+    execution: Execution | None = None,
     **_resources: Any,  # tokenizer, draft_model: not used here
 ) -> list[GeneratedSequence]:
     """Greedy-decode one continuation of ``input_ids`` (``[1, prompt_len]``)."""
     del config, generator  # greedy has no parameters and draws no random numbers
     kv.check_prompt(input_ids, max_new_tokens)
+    [out] = decode_batch(
+        model,
+        [input_ids[0].tolist()],
+        max_new_tokens=[max_new_tokens],
+        eos_token_ids=eos_token_ids,
+        stops=[stop],
+        on_first_token=on_first_token,
+        execution=execution,
+    )
+    return out
+
+
+def decode_batch(
+    model: Any,
+    prompts: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: Sequence[int],
+    eos_token_ids: Sequence[int],
+    stops: Sequence[StopStrings | None] | None = None,
+    on_first_token: Callable[[], None] = no_op,
+    execution: Execution | None = None,
+) -> list[list[GeneratedSequence]]:
+    """Greedy-decode each prompt (a list of token ids); one ``[GeneratedSequence]`` per prompt."""
+    n = len(prompts)
+    assert n >= 1 and len(max_new_tokens) == n, "one max_new_tokens per prompt"
+    assert min(max_new_tokens) >= 1, "max_new_tokens must be >= 1"
+    stops = list(stops) if stops is not None else [None] * n
     eos = {int(i) for i in eos_token_ids}
+    tokens: list[list[int]] = [[] for _ in range(n)]
+    stats: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    scores = [0.0] * n
+    finish: list[str | None] = [None] * n
 
     with torch.inference_mode():
-        cache = kv.new_cache(model)
-        logits = kv.forward_last_logits(model, input_ids, cache)  # [1, vocab]
-        tokens: list[int] = []
-        score = 0.0
-        finish_reason = "length"
-        for step in range(max_new_tokens):
-            next_token = torch.argmax(logits, dim=-1)  # [1]
-            token = int(next_token.item())
-            score += float(torch.log_softmax(logits, dim=-1)[0, token])
-            tokens.append(token)
+        capacity = Executor.capacity_for([len(p) for p in prompts], max(max_new_tokens))
+        ex = new_executor(execution, model, rows=n, capacity=capacity)
+        logits = ex.prefill(prompts)[:, -1]  # [live, vocab]
+        live = list(range(n))  # the prompt of each executor row
+        step = 0
+        while True:
+            chosen = torch.argmax(logits, dim=-1)  # [live]
+            for i, (r, s) in enumerate(zip(live, trace.step_stats(logits, chosen), strict=True)):
+                token = int(chosen[i])
+                tokens[r].append(token)
+                stats[r].append(s)
+                scores[r] += s["logprob"]
+                stop = stops[r]
+                if token in eos:
+                    finish[r] = "eos"
+                elif stop is not None and stop.hit(tokens[r]):
+                    finish[r] = "stop"
+                elif len(tokens[r]) == max_new_tokens[r]:
+                    finish[r] = "length"
             if step == 0:
                 on_first_token()
-            if token in eos:
-                finish_reason = "eos"
+            still = [i for i, r in enumerate(live) if finish[r] is None]
+            if not still:
                 break
-            if stop is not None and stop.hit(tokens):
-                finish_reason = "stop"
-                break
-            if step + 1 == max_new_tokens:
-                break
-            logits = kv.forward_last_logits(model, next_token[:, None], cache)  # [1, vocab]
+            if len(still) != len(live):
+                ex.reorder(still)
+                live = [live[i] for i in still]
+                chosen = chosen[still]
+            logits = ex.step(chosen[:, None])[:, -1]  # [live, vocab]
+            step += 1
 
-    return [GeneratedSequence(token_ids=tokens, finish_reason=finish_reason, score=score)]
+    return [
+        [GeneratedSequence(token_ids=tokens[r], finish_reason=finish[r] or "length", score=scores[r], stats=stats[r])]
+        for r in range(n)
+    ]

@@ -614,7 +614,7 @@ class Executor:
 
 
 def keep_supported(model: Any) -> bool:
-    from workers.decoders.kv import supports_logits_to_keep
+    from workers.decoders.kv import supports_logits_to_keep  # the decoders package imports this module
 
     return supports_logits_to_keep(model)
 
@@ -649,3 +649,19 @@ class Execution:
 def new_executor(execution: Execution | None, model: Any, **kwargs: Any) -> Executor:
     """An executor for ``model`` under ``execution`` (the default one when None)."""
     return (execution or Execution()).executor(model, **kwargs)
+
+
+WARM_BATCHES = (1, 2, 4, 8, 16)
+WARM_WIDTHS = (1, 6, 11)  # one token; the default draft-model (5) and prompt-lookup (10) verify widths
+WARM_CAPACITY = 1024
+
+
+def warm_graphs(model: Any, pool: GraphPool) -> None:
+    """Capture the common fixed-shape steps of ``model`` into ``pool``: each batch bucket with
+    one-token steps and the default speculative verify widths, at the default capacity."""
+    with torch.inference_mode():
+        for rows in WARM_BATCHES:
+            ex = Executor(model, rows=rows, capacity=WARM_CAPACITY, mode="graph", pool=pool)
+            ex.prefill([[0]] * rows)
+            for width in WARM_WIDTHS:
+                ex.step(torch.zeros((rows, width), dtype=torch.long), keep=width)

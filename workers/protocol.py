@@ -208,6 +208,8 @@ class Environment:
     transformers_version: str
     batch_size: int
     worker: str
+    executor: str = "eager"  # how the steps ran (workers/executor.py): eager, static or graph
+    captured: bool = False  # whether steps were replayed from captured CUDA graphs
 
 
 @dataclass(frozen=True)

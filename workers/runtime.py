@@ -19,6 +19,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from workers.executor import Execution, GraphPool, default_mode, warm_graphs
 from workers.models import ModelSpec, cache_dir, get_spec
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,33 @@ def load(name: str, dtype: str | None = None, device: torch.device | None = None
         _loaded[key] = loaded
         log.info("loaded %s (%s, %s) in %.0f ms", name, dtype, device, loaded.load_ms)
         return loaded, False
+
+
+_pools: dict[int, GraphPool] = {}
+
+
+def execution_for(loaded: LoadedModel, draft_model: Any = None) -> Execution:
+    """How this process runs a decode on ``loaded``: ``DECODELAB_EXECUTOR``'s mode, with the
+    model's graph pool (captured steps, kept for the process's life)."""
+    execution = Execution(mode=default_mode(loaded.device))
+    for model in (loaded.model, draft_model):
+        if model is not None:
+            execution.pools[id(model)] = _pools.setdefault(id(model), GraphPool(model))
+    return execution
+
+
+def warm_up(loaded: LoadedModel) -> float:
+    """Capture the common steps of ``loaded`` now (graph mode on CUDA), so no user's run pays
+    for it; returns the seconds spent. Called when a worker preloads its model."""
+    execution = execution_for(loaded)
+    if execution.mode != "graph" or loaded.device.type != "cuda":
+        return 0.0
+    pool = execution.pools[id(loaded.model)]
+    t0 = time.perf_counter()
+    warm_graphs(loaded.model, pool)
+    took = time.perf_counter() - t0
+    log.info("captured %d steps of %s in %.1f s", len(pool.captured), loaded.spec.name, took)
+    return took
 
 
 def seeded_generator(seed: int, device: torch.device) -> torch.Generator:

@@ -31,8 +31,11 @@ Two proposers:
   by sampling from its warped distribution ``q`` (the target's temperature, top-k and top-p,
   as transformers applies the target's logits processors to the assistant) drawn from the
   decode's ``generator``. Drafting stops after an eos token. Its cache is rolled back to the
-  longest prefix it shares with the next context (``DynamicCache.crop``), so rejected drafts
+  longest prefix it shares with the next context (``Executor.rollback``), so rejected drafts
   leave no trace; the prompt is run through the draft model once, on the first ``propose``.
+  It drafts for several rows at once (``propose_batch``: one context, limit and generator per
+  row, the draft model's steps batched on its own executor); a row's draft is what it would
+  get alone.
 """
 
 from __future__ import annotations
@@ -43,29 +46,14 @@ from typing import Any
 
 import torch
 
-from workers.decoders import kv, logits
+from workers.decoders import logits
+from workers.executor import Execution, Executor, new_executor
 
 
 @dataclass
 class Draft:
     tokens: list[int]
     q: torch.Tensor | None = None  # [len(tokens), vocab] proposal distribution; None = point masses
-
-
-def rollback(cache: Any, tokens_to_remove: int) -> None:
-    """Drop the last ``tokens_to_remove`` positions of ``cache`` (0 is allowed and is still a
-    call: sliding-window layers recording their past trim themselves on every ``crop``)."""
-    assert tokens_to_remove >= 0, f"cannot remove {tokens_to_remove} tokens"
-    cache.crop(-tokens_to_remove)
-
-
-def new_rollback_cache(model: Any) -> Any:
-    """``kv.new_cache`` ready to be cropped: layers that forget their past (sliding windows)
-    keep it until the next ``crop`` (transformers' assisted decoding does the same)."""
-    cache = kv.new_cache(model)
-    if hasattr(cache, "activate_past_recording"):
-        cache.activate_past_recording()
-    return cache
 
 
 class PromptLookupProposer:
@@ -117,6 +105,7 @@ class DraftModelProposer:
         top_k: int = 0,
         top_p: float = 1.0,
         generator: torch.Generator | None = None,
+        execution: Execution | None = None,
     ) -> None:
         if num_tokens < 1:
             raise ValueError("num_tokens must be >= 1")
@@ -131,12 +120,13 @@ class DraftModelProposer:
         self.top_k = top_k
         self.top_p = top_p
         self.generator = generator
-        self.cache: Any = None
-        self.cached: list[int] = []  # the tokens whose keys and values are in self.cache
-        self.forwards = 0  # draft-model forward passes so far
+        self.execution = execution
+        self.executor: Executor | None = None
+        self.cached: list[list[int]] = []  # per row: the tokens whose keys and values are cached
+        self.forwards = 0  # draft-model forward passes so far (one per batched step)
 
     def _aligned(self, scores: torch.Tensor) -> torch.Tensor:
-        """``[1, draft_vocab] -> [1, vocab_size]``: the draft never proposes a token the target
+        """``[n, draft_vocab] -> [n, vocab_size]``: the draft never proposes a token the target
         cannot emit (padded vocabularies differ in size between models of one family)."""
         width = scores.shape[-1]
         if width > self.vocab_size:
@@ -147,43 +137,97 @@ class DraftModelProposer:
         return scores
 
     def propose(self, context: Sequence[int], max_tokens: int) -> Draft:
-        limit = min(self.num_tokens, max_tokens)
-        if limit < 1:
-            return Draft([])
+        return self.propose_batch([context], [max_tokens], [self.generator])[0]
+
+    def propose_batch(
+        self,
+        contexts: Sequence[Sequence[int]],
+        max_tokens: Sequence[int],
+        generators: Sequence[torch.Generator | None] | None = None,
+        *,
+        capacity: int | None = None,
+    ) -> list[Draft]:
+        """One draft per row. The rows are fixed by the first call (``capacity``: the slots a
+        row may need, by default its context plus 1024); later calls keep that order, and
+        ``keep_rows`` drops finished rows."""
+        limits = [min(self.num_tokens, int(m)) for m in max_tokens]
+        generators = list(generators) if generators is not None else [self.generator] * len(contexts)
+        if max(limits) < 1:
+            return [Draft([]) for _ in contexts]
         with torch.inference_mode():
-            return self._draft([int(t) for t in context], limit)
+            return self._draft([[int(t) for t in c] for c in contexts], limits, generators, capacity)
 
-    def _draft(self, context: list[int], limit: int) -> Draft:
-        device = self.model.device
-        if self.cache is None:
-            self.cache = new_rollback_cache(self.model)
-        # Keep the longest cached prefix of the new context, but feed at least one token to get
-        # the next-token logits.
-        keep = 0
-        for a, b in zip(self.cached, context, strict=False):
-            if a != b:
-                break
-            keep += 1
-        keep = min(keep, len(context) - 1)
-        rollback(self.cache, len(self.cached) - keep)
-        self.cached = context[:keep]
+    def keep_rows(self, rows: Sequence[int]) -> None:
+        """Only these rows (indices into the current rows) go on drafting."""
+        if self.executor is not None:
+            self.executor.reorder(list(rows))
+            self.cached = [self.cached[r] for r in rows]
 
-        feed = torch.tensor([context[keep:]], dtype=torch.long, device=device)  # [1, new_len]
-        tokens: list[int] = []
-        q_rows: list[torch.Tensor] = []
+    def _draft(
+        self, contexts: list[list[int]], limits: list[int], generators: list[Any], capacity: int | None
+    ) -> list[Draft]:
+        n = len(contexts)
+        if self.executor is None:
+            cap = capacity or Executor.capacity_for([len(c) for c in contexts], 1024, self.num_tokens + 1)
+            self.executor = new_executor(self.execution, self.model, rows=n, capacity=cap, past_recording=True)
+            scores = self.executor.prefill(contexts)[:, -1]  # [n, vocab]
+            self.cached = [list(c) for c in contexts]
+        else:
+            assert n == self.executor.rows, f"{n} contexts for {self.executor.rows} drafting rows"
+            # Keep each row's longest cached prefix of its new context, but feed at least one token.
+            drops, feeds = [], []
+            for r, context in enumerate(contexts):
+                keep = 0
+                for a, b in zip(self.cached[r], context, strict=False):
+                    if a != b:
+                        break
+                    keep += 1
+                keep = min(keep, len(context) - 1)
+                drops.append(len(self.cached[r]) - keep)
+                feeds.append(context[keep:])
+                self.cached[r] = context[:keep]
+            self.executor.rollback(drops)
+            width = max(len(f) for f in feeds)
+            feed = torch.zeros((n, width), dtype=torch.long)
+            for r, f in enumerate(feeds):
+                feed[r, : len(f)] = torch.tensor(f, dtype=torch.long)
+            real = [len(f) for f in feeds]
+            rows = self.executor.step(feed, real=real, keep=width)  # [n, width, vocab]
+            scores = rows[torch.arange(n), torch.tensor(real) - 1]  # each row's last real position
+            for r, f in enumerate(feeds):
+                self.cached[r].extend(f)
+        self.forwards += 1
+
+        tokens: list[list[int]] = [[] for _ in range(n)]
+        q_rows: list[list[torch.Tensor]] = [[] for _ in range(n)]
+        drafting = [limits[r] >= 1 for r in range(n)]
         while True:
-            scores = self._aligned(kv.forward_last_logits(self.model, feed, self.cache))  # [1, vocab]
-            self.forwards += 1
-            self.cached.extend(feed[0].tolist())
+            scores = self._aligned(scores)  # [n, vocab]
             if self.do_sample:
                 warped = logits.warp(scores, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
-                q = torch.softmax(warped, dim=-1)  # [1, vocab]
-                token = int(torch.multinomial(q, num_samples=1, generator=self.generator).item())
-                q_rows.append(q[0])
+                q = torch.softmax(warped, dim=-1)  # [n, vocab]
+                chosen = [
+                    int(torch.multinomial(q[r : r + 1], num_samples=1, generator=generators[r]).item())
+                    if drafting[r]
+                    else 0
+                    for r in range(n)
+                ]
             else:
-                token = int(torch.argmax(scores, dim=-1).item())
-            tokens.append(token)
-            if len(tokens) == limit or token in self.eos:
+                chosen = torch.argmax(scores, dim=-1).tolist()
+            for r in range(n):
+                if not drafting[r]:
+                    continue
+                tokens[r].append(int(chosen[r]))
+                if self.do_sample:
+                    q_rows[r].append(q[r])
+                if len(tokens[r]) == limits[r] or chosen[r] in self.eos:
+                    drafting[r] = False
+            if not any(drafting):
                 break
-            feed = torch.tensor([[token]], dtype=torch.long, device=device)  # [1, 1]
-        return Draft(tokens, torch.stack(q_rows) if self.do_sample else None)
+            # Every row steps (a row done drafting feeds its last token; the next call rolls it back).
+            feed = torch.tensor([[t[-1] if t else c[-1]] for t, c in zip(tokens, contexts, strict=True)])  # [n, 1]
+            scores = self.executor.step(feed)[:, -1]  # [n, vocab]
+            self.forwards += 1
+            for r in range(n):
+                self.cached[r].append(int(feed[r, 0]))
+        return [Draft(tokens[r], torch.stack(q_rows[r]) if self.do_sample else None) for r in range(n)]

@@ -83,15 +83,17 @@ it may be the very same object as ``model`` (each keeps its own KV cache).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from workers import trace
 from workers.decoders import kv, logits
 from workers.decoders.base import GeneratedSequence, no_op
-from workers.decoders.proposers import Draft, DraftModelProposer, PromptLookupProposer, new_rollback_cache, rollback
+from workers.decoders.proposers import DraftModelProposer, PromptLookupProposer
 from workers.decoders.stopping import StopStrings
+from workers.executor import Execution, Executor
 from workers.strategies import SpeculativeConfig
 
 
@@ -170,19 +172,47 @@ def verify_sampling(
     return Verified(tokens, n, [float(log_p[i, t]) for i, t in enumerate(tokens)])
 
 
-def _forward_rows(model: Any, input_ids: torch.Tensor, cache: Any) -> torch.Tensor:
-    """Feed ``[1, m]`` new tokens; return float32 logits for all ``m`` positions, ``[m, vocab]``.
-    ``m == 1`` takes the greedy decoder's exact path (``logits_to_keep=1``)."""
-    m = input_ids.shape[1]
-    if m == 1:
-        return kv.forward_last_logits(model, input_ids, cache)
-    kwargs: dict[str, Any] = {}
-    if kv.supports_logits_to_keep(model):
-        kwargs["logits_to_keep"] = m
-    out = model(input_ids=input_ids, past_key_values=cache, use_cache=True, return_dict=True, **kwargs)
-    rows = out.logits[0, -m:, :].to(copy=True, dtype=torch.float32)  # [m, vocab]
-    del out
-    return rows
+@dataclass
+class SpecRun:
+    """One speculative run in a batch: its prompt, seeded generator, budget and stop strings."""
+
+    prompt: list[int]
+    generator: torch.Generator
+    max_new_tokens: int
+    stop: StopStrings | None = None
+
+
+@dataclass
+class _RowState:
+    """What one row has emitted so far, and its counters (see the module docstring)."""
+
+    run: SpecRun
+    tokens: list[int] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    stats: list[dict[str, Any]] = field(default_factory=list)
+    score: float = 0.0
+    stopped: bool = False
+    drafted: int = 0
+    accepted: int = 0
+    verification_steps: int = 0
+    target_forwards: int = 1  # the prefill
+
+    def done(self, eos: set[int]) -> bool:
+        return self.stopped or self.tokens[-1] in eos or len(self.tokens) >= self.run.max_new_tokens
+
+    def emit(self, step: Verified, extra: str, raw_stats: list[dict[str, Any]], eos: set[int]) -> None:
+        """Append the step's tokens one by one, stopping at the first eos or completed stop string."""
+        for i, (token, log_prob) in enumerate(zip(step.tokens, step.log_probs, strict=True)):
+            self.tokens.append(token)
+            self.labels.append("accepted" if i < step.accepted else extra)
+            self.stats.append(raw_stats[i])
+            self.score += log_prob
+            self.accepted += int(i < step.accepted)
+            if token in eos:
+                break
+            if self.run.stop is not None and self.run.stop.hit(self.tokens):
+                self.stopped = True
+                break
 
 
 def decode(
@@ -196,104 +226,170 @@ def decode(
     on_first_token: Callable[[], None] = no_op,
     draft_model: Any = None,
     stop: StopStrings | None = None,
+    execution: Execution | None = None,
     **_resources: Any,  # tokenizer: not used here
 ) -> list[GeneratedSequence]:
     """Speculatively decode one continuation of ``input_ids`` (``[1, prompt_len]``)."""
     assert isinstance(config, SpeculativeConfig), f"expected a SpeculativeConfig, got {type(config).__name__}"
     kv.check_prompt(input_ids, max_new_tokens)
+    run = SpecRun(input_ids[0].tolist(), generator, max_new_tokens, stop)
+    [out] = decode_batch(
+        model,
+        [run],
+        config,
+        eos_token_ids=eos_token_ids,
+        on_first_token=on_first_token,
+        draft_model=draft_model,
+        execution=execution,
+    )
+    return out
+
+
+def decode_batch(
+    model: Any,
+    runs: Sequence[SpecRun],
+    config: SpeculativeConfig,
+    *,
+    eos_token_ids: Sequence[int],
+    on_first_token: Callable[[], None] = no_op,
+    draft_model: Any = None,
+    execution: Execution | None = None,
+) -> list[list[GeneratedSequence]]:
+    """Speculatively decode several runs at once, one row each (``workers.executor``).
+
+    Each step, every live row feeds its last token and its own draft (rows with shorter drafts
+    are padded with dummies), all verified in one target forward; each row then rolls back its
+    own rejected drafts. Row ``r``'s tokens are what it gets alone: verification reads only its
+    own logits, and sampling draws only from its own run's generator, in the same order.
+    """
+    assert isinstance(config, SpeculativeConfig), f"expected a SpeculativeConfig, got {type(config).__name__}"
+    assert runs and min(r.max_new_tokens for r in runs) >= 1, "runs with max_new_tokens >= 1"
     if config.proposer == "draft_model" and draft_model is None:
         raise ValueError(f"proposer draft_model needs the loaded draft model ({config.draft_model!r})")
     eos = {int(t) for t in eos_token_ids}
-    device = input_ids.device
+    execution = execution or Execution()
+    num_tokens = config.num_draft_tokens if config.proposer == "draft_model" else config.prompt_lookup_num_tokens
+    fixed_width = execution.mode == "graph" or (execution.mode is None and model.device.type == "cuda")
 
     def warp(rows: torch.Tensor) -> torch.Tensor:
         return logits.warp(rows, temperature=config.temperature, top_k=config.top_k, top_p=config.top_p)
 
-    def choose_alone(rows: torch.Tensor) -> Verified:
+    def choose_alone(rows: torch.Tensor, generator: torch.Generator) -> Verified:
         """The target's own token from ``[1, vocab]`` logits, no draft."""
         if config.do_sample:
             return verify_sampling(warp(rows), [], None, generator)
         return verify_greedy(rows, [])
 
     with torch.inference_mode():
-        cache = new_rollback_cache(model)
-        rows = kv.forward_last_logits(model, input_ids, cache)  # [1, vocab]
-        target_forwards = 1
-        first = choose_alone(rows)
-        tokens = list(first.tokens)
-        labels = ["target"]
-        score = first.log_probs[0]
+        budget = max(r.max_new_tokens for r in runs)
+        # Holes from uneven rollbacks use slots too: twice the tokens, then compaction.
+        capacity = Executor.capacity_for([len(r.prompt) for r in runs], 2 * budget, 2 * (num_tokens + 1))
+        ex = execution.executor(model, rows=len(runs), capacity=capacity, past_recording=True)
+        first_rows = ex.prefill([r.prompt for r in runs])[:, -1]  # [n, vocab]
+        states = [_RowState(run) for run in runs]
+        for r, state in enumerate(states):
+            first = choose_alone(first_rows[r : r + 1], state.run.generator)
+            state.emit(first, "target", trace.step_stats(first_rows[r : r + 1], torch.tensor(first.tokens)), eos)
+            state.labels[0] = "target"
         on_first_token()
-        stopped = tokens[-1] not in eos and stop is not None and stop.hit(tokens)
 
-        proposer: PromptLookupProposer | DraftModelProposer
+        lookup: PromptLookupProposer | None = None
+        drafter: DraftModelProposer | None = None
         if config.proposer == "prompt_lookup":
-            proposer = PromptLookupProposer(
+            lookup = PromptLookupProposer(
                 num_tokens=config.prompt_lookup_num_tokens,
                 max_matching_ngram_size=config.max_matching_ngram_size,
                 eos_token_ids=eos_token_ids,
             )
         else:
-            proposer = DraftModelProposer(
+            drafter = DraftModelProposer(
                 draft_model,
                 num_tokens=config.num_draft_tokens,
-                vocab_size=rows.shape[-1],
+                vocab_size=first_rows.shape[-1],
                 eos_token_ids=eos_token_ids,
                 do_sample=config.do_sample,
                 temperature=config.temperature,
                 top_k=config.top_k,
                 top_p=config.top_p,
-                generator=generator,
+                generator=runs[0].generator,
+                execution=execution,
             )
-        prompt = input_ids[0].tolist()
-        drafted = accepted = verification_steps = 0
 
-        while not stopped and tokens[-1] not in eos and len(tokens) < max_new_tokens:
-            remaining = max_new_tokens - len(tokens)
-            draft: Draft = proposer.propose(prompt + tokens, remaining - 1)
-            k = len(draft.tokens)
-            assert k <= remaining - 1, f"the proposer drafted {k} tokens, more than the {remaining - 1} asked"
-            feed = torch.tensor([[tokens[-1], *draft.tokens]], dtype=torch.long, device=device)  # [1, k+1]
-            rows = _forward_rows(model, feed, cache)  # [k+1, vocab]
-            target_forwards += 1
-            if config.do_sample:
-                q = None if draft.q is None else draft.q.to(rows.device)
-                step = verify_sampling(warp(rows), draft.tokens, q, generator)
+        live = [r for r, state in enumerate(states) if not state.done(eos)]
+        if live and len(live) != len(states):
+            ex.reorder(live)
+        draft_rows = list(live)  # the drafter's rows, by run
+        while live:
+            contexts = [states[r].run.prompt + states[r].tokens for r in live]
+            limits = [states[r].run.max_new_tokens - len(states[r].tokens) - 1 for r in live]
+            if drafter is not None:
+                if draft_rows != live:
+                    drafter.keep_rows([draft_rows.index(r) for r in live])
+                    draft_rows = list(live)
+                drafts = drafter.propose_batch(
+                    contexts, limits, [states[r].run.generator for r in live], capacity=capacity
+                )
             else:
-                step = verify_greedy(rows, draft.tokens)
-            rollback(cache, k - step.accepted)  # the cache now ends at the last accepted draft
-            if k:
-                drafted += k
-                verification_steps += 1
-            extra = "target" if k == 0 else ("bonus" if step.accepted == k else "corrected")
-            for i, (token, log_prob) in enumerate(zip(step.tokens, step.log_probs, strict=True)):
-                tokens.append(token)
-                labels.append("accepted" if i < step.accepted else extra)
-                score += log_prob
-                accepted += int(i < step.accepted)
-                if token in eos:
-                    break
-                if stop is not None and stop.hit(tokens):
-                    stopped = True
-                    break
+                assert lookup is not None
+                drafts = [lookup.propose(c, m) for c, m in zip(contexts, limits, strict=True)]
+            ks = [len(d.tokens) for d in drafts]
+            assert all(k <= max(m, 0) for k, m in zip(ks, limits, strict=True)), "a proposer drafted past its limit"
+            width = max(ks) + 1
+            if fixed_width and width > 1:
+                width = num_tokens + 1  # one captured verify shape per configuration
+            feed = torch.zeros((len(live), width), dtype=torch.long)
+            for i, (r, d) in enumerate(zip(live, drafts, strict=True)):
+                feed[i, : len(d.tokens) + 1] = torch.tensor([states[r].tokens[-1], *d.tokens])
+            rows = ex.step(feed, real=[k + 1 for k in ks], keep=width)  # [live, width, vocab]
+            drops = []
+            for i, (r, d, k) in enumerate(zip(live, drafts, ks, strict=True)):
+                state = states[r]
+                row = rows[i, : k + 1]  # [k+1, vocab]
+                state.target_forwards += 1
+                if config.do_sample:
+                    q = None if d.q is None else d.q.to(row.device)
+                    step = verify_sampling(warp(row), d.tokens, q, state.run.generator)
+                else:
+                    step = verify_greedy(row, d.tokens)
+                drops.append(k - step.accepted)  # the cache then ends at the last accepted draft
+                if k:
+                    state.drafted += k
+                    state.verification_steps += 1
+                extra = "target" if k == 0 else ("bonus" if step.accepted == k else "corrected")
+                raw = trace.step_stats(row[: len(step.tokens)], torch.tensor(step.tokens, device=row.device))
+                state.emit(step, extra, raw, eos)
+            ex.rollback(drops)
+            still = [i for i, r in enumerate(live) if not states[r].done(eos)]
+            if len(still) != len(live):
+                if still:
+                    ex.reorder(still)
+                live = [live[i] for i in still]
 
-    finish_reason = "eos" if tokens[-1] in eos else ("stop" if stopped else "length")
-    metrics = {
-        "drafted": drafted,
-        "accepted": accepted,
-        "acceptance_rate": accepted / drafted if drafted else None,
-        "verification_steps": verification_steps,
-        "mean_accepted_length": accepted / verification_steps if verification_steps else None,
-        "target_forwards": target_forwards,
-        "tokens_per_verification": len(tokens) / target_forwards,
-        "draft_forwards": proposer.forwards,
-    }
-    return [
-        GeneratedSequence(
-            token_ids=tokens,
-            finish_reason=finish_reason,
-            score=score,
-            metrics=metrics,
-            token_info=[{"spec": label} for label in labels],
+    draft_forwards = drafter.forwards if drafter is not None else 0
+    out = []
+    for state in states:
+        tokens = state.tokens
+        finish_reason = "eos" if tokens[-1] in eos else ("stop" if state.stopped else "length")
+        metrics = {
+            "drafted": state.drafted,
+            "accepted": state.accepted,
+            "acceptance_rate": state.accepted / state.drafted if state.drafted else None,
+            "verification_steps": state.verification_steps,
+            "mean_accepted_length": state.accepted / state.verification_steps if state.verification_steps else None,
+            "target_forwards": state.target_forwards,
+            "tokens_per_verification": len(tokens) / state.target_forwards,
+            "draft_forwards": draft_forwards,
+        }
+        out.append(
+            [
+                GeneratedSequence(
+                    token_ids=tokens,
+                    finish_reason=finish_reason,
+                    score=state.score,
+                    metrics=metrics,
+                    token_info=[{"spec": label} for label in state.labels],
+                    stats=state.stats,
+                )
+            ]
         )
-    ]
+    return out

@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="also the captured graph with torch.compile inside")
     parser.add_argument("--hf-compile", action="store_true", help="also generate(static cache, compiled)")
     parser.add_argument("--budget-s", type=float, default=420.0, help="skip sections once this much time is spent")
+    parser.add_argument("--modes", default="eager,static,graph", help="executor modes for the greedy comparison")
     parser.add_argument("--quick", action="store_true", help="small settings, to check the script on a CPU")
     parser.add_argument("--out", default=str(ROOT / "bench-results" / "gpu.json"))
     args = parser.parse_args(argv)
@@ -132,7 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.gguf:
         path = Path(args.gguf)
         tok = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
+        # Dequantised, as the worker prepares it (workers.runtime.prepare): plain bf16 matmuls.
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, dtype=dtype,
+            quantization_config=transformers.GgufConfig(dequantize=True),
+        )  # fmt: skip
     else:
         tok = None
         config = transformers.LlamaConfig(
@@ -176,8 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                     if strategy == "beam":
                         return beam.decode(model, input_ids, config, max_new_tokens=T, eos_token_ids=eos_ids,
                                            execution=execution)  # fmt: skip
+                    gen = torch.Generator(device).manual_seed(0)
                     return speculative.decode(model, input_ids, config, max_new_tokens=T, eos_token_ids=eos_ids,
-                                              generator=torch.Generator(device).manual_seed(0), execution=execution)  # fmt: skip
+                                              generator=gen, execution=execution)  # fmt: skip
 
             s, seqs = timed(device, run)
             total += s
@@ -215,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def greedy_modes() -> None:
         base = None
-        for mode in ("eager", "static", "graph"):
+        for mode in args.modes.split(","):
             ours("greedy", mode, open_prompts[:1])  # warm-up
             s, outs = ours("greedy", mode, open_prompts)
             results[f"greedy_{mode}"] = tok_s(s, outs)
@@ -225,6 +231,38 @@ def main(argv: list[str] | None = None) -> int:
             if "hf_eager" in results:
                 row["vs_generate_eager"] = round(tok_s(s, outs) / results["hf_eager"], 2)
             report.add(**row)
+
+    def replay_only() -> None:
+        """The captured one-token step replayed back to back: the device's time per step, against
+        the whole decode loop's (host work, synchronisation and trace figures included)."""
+        if device.type != "cuda":
+            return
+        ex = Executor(model, rows=1, capacity=1024, mode="graph", pool=pool)
+        with torch.inference_mode():
+            ex.prefill([open_prompts[0]])
+            ex.step(torch.zeros((1, 1), dtype=torch.long, device=device))
+            graphs = pool.get((1, 1, 1, False, 1024))
+            n = 200
+            s, _ = timed(device, lambda: [graphs.graph.replay() for _ in range(n)])
+        loop_ms = 1000 / results["greedy_graph"] if "greedy_graph" in results else None
+        report.add(case="captured one-token step, replayed back to back (device time per step)",
+                   step_ms=round(s / n * 1000, 3), decode_loop_ms_per_token=loop_ms and round(loop_ms, 3))  # fmt: skip
+
+    def batched_lookup() -> None:
+        cfg = SpeculativeConfig(proposer="prompt_lookup", prompt_lookup_num_tokens=10)
+        lookup_prompts = prompts("copy", args.batch // 2) + prompts("summary", args.batch - args.batch // 2)
+        execution = Execution(mode="graph", pools={id(model): pool})
+        runs = [speculative.SpecRun(ids, torch.Generator(device).manual_seed(0), T) for ids in lookup_prompts]
+        with torch.inference_mode():
+            speculative.decode_batch(model, runs[:2], cfg, eos_token_ids=eos_ids, execution=execution)
+            s, outs = timed(device, lambda: speculative.decode_batch(model, runs, cfg, eos_token_ids=eos_ids,
+                                                                     execution=execution))  # fmt: skip
+        n = sum(len(o[0].token_ids) for o in outs)
+        s1, singles = ours("spec", "graph", lookup_prompts, cfg)
+        report.add(case=f"prompt lookup, {len(runs)} rows in one batch (copy and summary prompts)",
+                   tok_s=round(n / s, 2), one_at_a_time_tok_s=tok_s(s1, singles),
+                   ratio=round((n / s) / tok_s(s1, singles), 2),
+                   rows_same_as_alone=same([o[0].token_ids for o in outs], singles))  # fmt: skip
 
     def batched() -> None:
         execution = Execution(mode="graph", pools={id(model): pool})
@@ -303,8 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     def qwen_ratio() -> None:
         step_ms = {}
         for name, shape in QWEN_SHAPES.items():
-            config = transformers.Qwen2Config(vocab_size=151936, max_position_embeddings=32768, tie_word_embeddings=False,
-                                              **shape)  # fmt: skip
+            config = transformers.Qwen2Config(
+                vocab_size=151936, max_position_embeddings=32768, tie_word_embeddings=False, **shape
+            )
             with torch.device(device):
                 m = transformers.Qwen2ForCausalLM(config).to(dtype).eval()
             qpool = GraphPool(m)
@@ -315,12 +354,23 @@ def main(argv: list[str] | None = None) -> int:
                 for _ in range(3):
                     ex.step(tokens)
                 n = 200 if not args.quick else 3
-                s, _ = timed(device, lambda ex=ex: [ex.step(tokens) for _ in range(n)])
+
+                def one_token_steps(ex: Executor = ex, tokens: torch.Tensor = tokens, n: int = n) -> None:
+                    for _ in range(n):
+                        ex.step(tokens)
+
+                s, _ = timed(device, one_token_steps)
                 ex2 = Executor(m, rows=1, capacity=1024, mode="graph", pool=qpool)
                 ex2.prefill([list(range(100, 140))])
                 verify = torch.zeros((1, 6), dtype=torch.long, device=device)
                 ex2.step(verify, keep=6)
-                sv, _ = timed(device, lambda ex2=ex2: [(ex2.step(verify, keep=6), ex2.rollback([5])) for _ in range(n)])
+
+                def verify_steps(ex: Executor = ex2, verify: torch.Tensor = verify, n: int = n) -> None:
+                    for _ in range(n):
+                        ex.step(verify, keep=6)
+                        ex.rollback([5])
+
+                sv, _ = timed(device, verify_steps)
             step_ms[name] = (s / n * 1000, sv / n * 1000)
             del m, qpool
             if device.type == "cuda":
@@ -337,12 +387,14 @@ def main(argv: list[str] | None = None) -> int:
                    draft_ms=round(draft_ms, 3), target_ms=round(target_ms, 3), verify6_ms=round(verify_ms, 3),
                    c=round(c, 3), acceptance=a, draft_tokens=g, projected_speedup=round(projected, 2),
                    projected_with_verify_cost=round(measured_projection, 2), target=">= 1.5x",
-                   note="a projection from step times and the CPU-measured acceptance, not a measured decode")  # fmt: skip
+                   note="a projection from step times and the CPU-measured acceptance, not a decode")  # fmt: skip
 
     report.section("generate eager", hf_eager, 20)
     report.section("capture", capture, 20)
     report.section("greedy modes", greedy_modes, 40)
+    report.section("replay", replay_only, 10)
     report.section("batch", batched, 30)
+    report.section("batched prompt lookup", batched_lookup, 30)
     report.section("beam", beams, 40)
     report.section("prompt lookup", lookup, 30)
     if args.hf_compile or device.type == "cuda":

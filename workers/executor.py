@@ -71,6 +71,15 @@ class CapacityError(ValueError):
     """The rows cannot fit in the executor's capacity (more tokens than it was sized for)."""
 
 
+def to_device(values: Any, device: torch.device, dtype: torch.dtype = torch.long) -> torch.Tensor:
+    """A host list or CPU tensor on ``device`` without waiting for the device: a plain copy from
+    pageable memory to a GPU waits for all queued work; from pinned memory it is queued too."""
+    tensor = values if isinstance(values, torch.Tensor) else torch.tensor(values, dtype=dtype)
+    if device.type != "cuda" or tensor.device.type == "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
 def default_mode(device: torch.device) -> str:
     """``DECODELAB_EXECUTOR`` or, by default, ``graph`` on CUDA and ``static`` elsewhere."""
     mode = os.environ.get("DECODELAB_EXECUTOR", "auto")
@@ -239,7 +248,9 @@ class GraphPool:
         if self._forward is None:
             self._forward = self.model.forward
             if self.compile:
-                self._forward = torch.compile(self.model.forward, mode="max-autotune-no-cudagraphs", dynamic=False)
+                # One compilation for every batch bucket and width (dynamic shapes), fused kernels
+                # that the captured graph then replays.
+                self._forward = torch.compile(self.model.forward, dynamic=True)
         return self._forward
 
     def get(self, key: tuple[int, int, int, bool, int]) -> _Captured | None:
@@ -343,6 +354,9 @@ class Executor:
         self.capacity = capacity
         self.valid = torch.zeros((self.storage_rows, capacity), dtype=torch.bool, device=self.device)
         self.positions = torch.zeros(self.storage_rows, dtype=torch.long, device=self.device)
+        # The same bookkeeping on the host, so that moving the pointer never waits for the device:
+        # each row's valid slots, in order.
+        self.slots: list[list[int]] = [[] for _ in range(rows)]
         self.ragged = False  # some row has a padding slot or a hole below c
         self.use_graphs = mode == "graph" and self.device.type == "cuda"
         if mode == "eager":
@@ -372,6 +386,7 @@ class Executor:
         lengths = [len(p) for p in prompts]
         assert min(lengths) >= 1, "every prompt holds at least one token"
         width = max(lengths)
+        self.slots = [list(range(width - n, width)) for n in lengths]
         if width + 1 > self.capacity:
             raise CapacityError(f"a prompt of {width} tokens does not fit a cache of {self.capacity} slots")
         ids = torch.zeros((self.rows, width), dtype=torch.long)
@@ -385,7 +400,7 @@ class Executor:
         valid = slot[None, :] >= pad[:, None]  # [rows, width]
         positions = (slot[None, :] - pad[:, None]).clamp(min=0)  # [rows, width]
         return self._forward(
-            ids.to(self.device), valid.to(self.device), positions.to(self.device), keep=keep,
+            to_device(ids, self.device), to_device(valid, self.device), to_device(positions, self.device), keep=keep,
             hidden=hidden, hidden_all=hidden, real=lengths, capture=False,
         )  # fmt: skip
 
@@ -409,10 +424,13 @@ class Executor:
         if self.c + w > self.capacity:
             self._compact(w)
         slot = torch.arange(w, device=self.device)
-        real_t = torch.tensor(real, device=self.device)
-        valid = slot[None, :] < real_t[:, None]  # [rows, w]
+        if min(real) == w:
+            valid = torch.ones((self.rows, w), dtype=torch.bool, device=self.device)  # [rows, w]
+        else:
+            valid = slot[None, :] < to_device(real, self.device)[:, None]  # [rows, w]
         positions = self.positions[: self.rows, None] + slot[None, :]  # [rows, w]
-        return self._forward(tokens.to(self.device), valid, positions, keep=keep, hidden=hidden, real=real)
+        ids = to_device(tokens, self.device)
+        return self._forward(ids, valid, positions, keep=keep, hidden=hidden, real=real)
 
     def _forward(
         self,
@@ -430,6 +448,9 @@ class Executor:
         start = self.c
         end = start + w
         self.valid[:rows, start:end] = valid_new
+        if start:  # prefill set its (right-aligned) slots itself
+            for r, n in enumerate(real):
+                self.slots[r].extend(range(start, start + n))
         self.ragged = self.ragged or any(n != w for n in real)
         if self.mode == "graph" and not hidden_all:
             logits, hid = self._fixed_step(ids, positions, keep=keep, hidden=hidden, capture=capture)
@@ -520,24 +541,25 @@ class Executor:
         """
         drop = [int(d) for d in drop]
         assert len(drop) == self.rows and min(drop) >= 0, f"rollback {drop} for {self.rows} rows"
+        assert all(d <= len(s) for d, s in zip(drop, self.slots, strict=True)), f"cannot drop {drop}: too few tokens"
         if not any(drop):
             if self.mode == "eager":
                 self.cache.crop(0)  # sliding-window layers recording their past trim themselves
             return
-        drop_t = torch.tensor(drop, device=self.device)
+        for r, d in enumerate(drop):
+            if d:
+                del self.slots[r][-d:]
+        new_c = max((s[-1] + 1 if s else 0) for s in self.slots)
         if self.rows == 1 and not self.ragged:
-            assert drop[0] <= self.c, f"cannot drop {drop[0]} of {self.c} tokens"
-            self.valid[0, self.c - drop[0] : self.c] = False
-            new_c = self.c - drop[0]
+            self.valid[0, new_c : self.c] = False
+            self.positions[0] -= drop[0]
         else:
+            drop_t = to_device(drop, self.device)  # [rows]
             valid = self.valid[: self.rows, : self.c]  # [rows, c]
             after = valid.flip(1).cumsum(1).flip(1)  # valid slots at or after each slot, per row
-            assert bool((after[:, 0] >= drop_t).all()), f"cannot drop {drop}: too few tokens"
             valid &= ~(after <= drop_t[:, None])
-            slot = torch.arange(1, self.c + 1, device=self.device)
-            new_c = int(torch.where(valid, slot, 0).max())
+            self.positions[: self.rows] -= drop_t
             self.ragged = True
-        self.positions[: self.rows] -= drop_t
         self.valid[:, new_c:] = False
         if self.mode == "eager":
             self.cache.crop(new_c - self.c)  # transformers takes the (negative) number of slots to remove
@@ -546,11 +568,12 @@ class Executor:
     def reorder(self, idx: torch.Tensor | Sequence[int]) -> None:
         """Row ``i`` becomes a copy of row ``idx[i]``; the number of rows becomes ``len(idx)``
         (beam search's parents, contrastive search's candidates, dropping finished rows)."""
-        idx = torch.as_tensor(idx, dtype=torch.long, device=self.device)
-        assert idx.dim() == 1 and idx.numel() >= 1, "reorder to at least one row"
-        n = int(idx.shape[0])
+        order = idx.tolist() if isinstance(idx, torch.Tensor) else [int(i) for i in idx]
+        assert order, "reorder to at least one row"
+        n = len(order)
+        idx = to_device(order, self.device)
         if self.mode == "eager":
-            if n == self.rows and bool((idx == torch.arange(n, device=self.device)).all()):
+            if order == list(range(self.rows)):
                 return
             self.cache.reorder_cache(idx)
         else:
@@ -559,6 +582,7 @@ class Executor:
             self.cache.copy_rows(idx, self.c)
         self.valid[:n] = self.valid.index_select(0, idx)
         self.positions[:n] = self.positions.index_select(0, idx)
+        self.slots = [list(self.slots[i]) for i in order]
         self.rows = n
 
     def _grow(self, rows: int) -> None:
@@ -587,22 +611,15 @@ class Executor:
     def _compact(self, width: int) -> None:
         """Gather each row's valid slots to the right end of ``[0, c')``; raise when even then
         ``width`` more slots do not fit."""
-        counts = self.valid[: self.rows].sum(dim=1)  # [rows]
-        end = int(counts.max())
-        if end + width > self.capacity:
+        end = max(len(s) for s in self.slots)
+        if end + width > self.capacity or self.mode == "eager":  # a dynamic cache keeps its holes
             raise CapacityError(f"{end + width} slots needed, the cache holds {self.capacity}")
-        if self.mode == "eager":  # a dynamic cache only grows as needed; holes stay
-            raise CapacityError(f"{self.c + width} slots needed, the cache holds {self.capacity}")
-        index = torch.zeros((self.rows, end), dtype=torch.long, device=self.device)
-        new_valid = torch.zeros((self.rows, self.capacity), dtype=torch.bool, device=self.device)
-        for r in range(self.rows):
-            slots = torch.nonzero(self.valid[r, : self.c]).flatten()
-            n = int(slots.shape[0])
-            index[r, end - n :] = slots
-            index[r, : end - n] = slots[0] if n else 0
-            new_valid[r, end - n : end] = True
-        self.cache.gather_slots(index, end)
-        self.valid[: self.rows] = new_valid
+        index = [[s[0] if s else 0] * (end - len(s)) + s for s in self.slots]  # [rows, end]
+        self.cache.gather_slots(to_device(index, self.device), end)
+        self.valid[:] = False
+        for r, s in enumerate(self.slots):
+            self.valid[r, end - len(s) : end] = True
+        self.slots = [list(range(end - len(s), end)) for s in self.slots]
         self.c = end
         self.ragged = True
 

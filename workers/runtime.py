@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
 from workers.executor import Execution, GraphPool, default_mode, warm_graphs
 from workers.models import ModelSpec, cache_dir, get_spec
@@ -83,7 +83,11 @@ def prepare(name: str, dtype: str = "float32", *, progress: bool = True) -> Path
         print(f"Preparing {spec.display_name} ({dtype}) from {gguf.name}: one time only", flush=True)
     t0 = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=DTYPES[dtype])
+    # dequantize=True: plain weights even where a GGUF matmul kernel is installed (transformers
+    # would otherwise keep them packed and compute every matmul through that kernel).
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=DTYPES[dtype], quantization_config=GgufConfig(dequantize=True)
+    )
     # The weights are dequantised now; drop the GGUF quantiser so the model can be saved.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

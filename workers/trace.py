@@ -33,21 +33,39 @@ def piece(tokenizer: Any, token_id: int) -> str:
     return tokenizer.decode([token_id], skip_special_tokens=False)
 
 
-def step_stats(logits: torch.Tensor, chosen: torch.Tensor) -> list[dict[str, Any]]:
+def step_stats(logits: torch.Tensor, chosen: torch.Tensor, extra: torch.Tensor | None = None) -> list[dict[str, Any]]:
     """Trace figures of one step for ``n`` rows: ``[n, V]`` raw logits, ``[n]`` chosen tokens.
 
-    Returns one dict per row: ``logprob``, ``entropy`` and ``top`` (``[[id, logprob], ...]``,
-    no text yet; ``trace_from_stats`` adds it).
+    Returns one dict per row: ``token`` (the chosen id), ``logprob``, ``entropy``, ``top``
+    (``[[id, logprob], ...]``, no text yet; ``trace_from_stats`` adds it) and, when ``extra``
+    (``[n]``) is given, ``extra``: its value for the row. Everything comes to the host in one
+    transfer, so on a GPU a decoding step waits for the device once.
     """
-    assert logits.dim() == 2 and chosen.shape == (logits.shape[0],), "expected [n, V] logits and [n] tokens"
+    n = logits.shape[0]
+    assert logits.dim() == 2 and chosen.shape == (n,), "expected [n, V] logits and [n] tokens"
     logprobs = torch.log_softmax(logits.float(), dim=-1)  # [n, V]
-    chosen_lp = logprobs.gather(1, chosen[:, None].to(logprobs.device))[:, 0].tolist()  # [n]
-    entropy = (-(logprobs.exp() * logprobs).nan_to_num().sum(-1)).tolist()  # [n]
+    chosen = chosen.to(logprobs.device)
+    chosen_lp = logprobs.gather(1, chosen[:, None])  # [n, 1]
+    entropy = -(logprobs.exp() * logprobs).nan_to_num().sum(-1, keepdim=True)  # [n, 1]
     top_lp, top_ids = torch.topk(logprobs, TOP_N, dim=-1)  # [n, TOP_N] each
-    return [
-        {"logprob": lp, "entropy": h, "top": list(zip(ids, lps, strict=True))}
-        for lp, h, ids, lps in zip(chosen_lp, entropy, top_ids.tolist(), top_lp.tolist(), strict=True)
-    ]
+    columns = [chosen[:, None], chosen_lp, entropy, top_ids, top_lp]
+    if extra is not None:
+        columns.append(extra.reshape(n, 1))
+    # float64 holds every token id and float32 value exactly.
+    rows = torch.cat([c.to(torch.float64) for c in columns], dim=1).tolist()  # [n, 3 + 2 * TOP_N (+1)]
+    out = []
+    for row in rows:
+        ids, lps = row[3 : 3 + TOP_N], row[3 + TOP_N : 3 + 2 * TOP_N]
+        entry = {
+            "token": int(row[0]),
+            "logprob": row[1],
+            "entropy": row[2],
+            "top": [(int(i), lp) for i, lp in zip(ids, lps, strict=True)],
+        }
+        if extra is not None:
+            entry["extra"] = row[-1]
+        out.append(entry)
+    return out
 
 
 def _entry(tokenizer: Any, token_id: int, logprob: float, entropy: float, top: Any) -> dict[str, Any]:

@@ -95,8 +95,8 @@ def decode_batch(
         step = 0
         while True:
             chosen = torch.argmax(logits, dim=-1)  # [live]
-            for i, (r, s) in enumerate(zip(live, trace.step_stats(logits, chosen), strict=True)):
-                token = int(chosen[i])
+            for r, s in zip(live, trace.step_stats(logits, chosen), strict=True):  # one transfer per step
+                token = s["token"]
                 tokens[r].append(token)
                 stats[r].append(s)
                 scores[r] += s["logprob"]

@@ -47,7 +47,7 @@ from workers import trace
 from workers.decoders import kv, logits
 from workers.decoders.base import GeneratedSequence, no_op
 from workers.decoders.stopping import StopStrings
-from workers.executor import Execution, Executor, new_executor
+from workers.executor import Execution, Executor, new_executor, to_device
 from workers.strategies import SamplingConfig
 
 
@@ -145,9 +145,9 @@ def decode_batch(
                     for b, j in enumerate(live_runs)
                 ]
             )  # [rows]
-            chosen_logprob = torch.log_softmax(warped, dim=-1).gather(1, drawn[:, None]).squeeze(1).tolist()
-            row_stats = trace.step_stats(next_logits, drawn)
-            drawn_list = drawn.tolist()
+            chosen_logprob = torch.log_softmax(warped, dim=-1).gather(1, drawn[:, None]).squeeze(1)  # [rows]
+            row_stats = trace.step_stats(next_logits, drawn, extra=chosen_logprob)  # one transfer per step
+            drawn_list = [s["token"] for s in row_stats]
             feed = list(drawn_list)
             for b, j in enumerate(live_runs):
                 for k in range(n):
@@ -156,7 +156,7 @@ def decode_batch(
                     if unfinished[i]:
                         generated[i][step] = token
                         lengths[i] += 1
-                        scores[i] += chosen_logprob[row]
+                        scores[i] += row_stats[row].pop("extra")
                         stats[i].append(row_stats[row])
                         if token in eos_list:
                             unfinished[i] = False
@@ -172,7 +172,7 @@ def decode_batch(
             keep_runs = [b for b, j in enumerate(live_runs) if any(unfinished[j * n : (j + 1) * n])]
             if not keep_runs:
                 break
-            feed_t = torch.tensor(feed, dtype=torch.long, device=device)  # [rows]
+            feed_t = to_device(feed, device)  # [rows]
             history[:, longest + step] = feed_t
             if len(keep_runs) != len(live_runs):
                 rows_kept = [b * n + k for b in keep_runs for k in range(n)]

@@ -124,6 +124,19 @@ def verify_greedy(target_logits: torch.Tensor, draft: Sequence[int]) -> Verified
     return Verified(tokens, n, [float(log_probs[i, t]) for i, t in enumerate(tokens)])
 
 
+def verify_greedy_from_stats(stats: list[dict[str, Any]], draft: Sequence[int]) -> tuple[Verified, list[dict]]:
+    """``verify_greedy`` from each position's recorded argmax (``trace.step_stats`` of the
+    argmax): the emitted tokens are the argmaxes themselves, so their log-probabilities and
+    trace figures are already in ``stats``. Returns the step and the emitted tokens' figures."""
+    k = len(draft)
+    assert len(stats) == k + 1, f"need {k + 1} positions, got {len(stats)}"
+    n = 0
+    while n < k and int(draft[n]) == stats[n]["token"]:
+        n += 1
+    emitted = stats[: n + 1]
+    return Verified([s["token"] for s in emitted], n, [s["logprob"] for s in emitted]), emitted
+
+
 def acceptance_ratio(p_token: float, q_token: float) -> float:
     """``p(x) / q(x)``: the probability of accepting draft token ``x`` is ``min(1, ratio)``."""
     return p_token / q_token
@@ -341,6 +354,11 @@ def decode_batch(
             for i, (r, d) in enumerate(zip(live, drafts, strict=True)):
                 feed[i, : len(d.tokens) + 1] = torch.tensor([states[r].tokens[-1], *d.tokens])
             rows = ex.step(feed, real=[k + 1 for k in ks], keep=width)  # [live, width, vocab]
+            greedy_stats = None
+            if not config.do_sample and rows.device.type == "cuda":
+                # Every position's argmax and trace figures in one transfer: one wait per step.
+                flat = rows.reshape(-1, rows.shape[-1])  # [live * width, vocab]
+                greedy_stats = trace.step_stats(flat, torch.argmax(flat, dim=-1))
             drops = []
             for i, (r, d, k) in enumerate(zip(live, drafts, ks, strict=True)):
                 state = states[r]
@@ -349,14 +367,17 @@ def decode_batch(
                 if config.do_sample:
                     q = None if d.q is None else d.q.to(row.device)
                     step = verify_sampling(warp(row), d.tokens, q, state.run.generator)
+                    raw = trace.step_stats(row[: len(step.tokens)], torch.tensor(step.tokens, device=row.device))
+                elif greedy_stats is not None:
+                    step, raw = verify_greedy_from_stats(greedy_stats[i * width : i * width + k + 1], d.tokens)
                 else:
                     step = verify_greedy(row, d.tokens)
+                    raw = trace.step_stats(row[: len(step.tokens)], torch.tensor(step.tokens, device=row.device))
                 drops.append(k - step.accepted)  # the cache then ends at the last accepted draft
                 if k:
                     state.drafted += k
                     state.verification_steps += 1
                 extra = "target" if k == 0 else ("bonus" if step.accepted == k else "corrected")
-                raw = trace.step_stats(row[: len(step.tokens)], torch.tensor(step.tokens, device=row.device))
                 state.emit(step, extra, raw, eos)
             ex.rollback(drops)
             still = [i for i, r in enumerate(live) if not states[r].done(eos)]

@@ -343,6 +343,7 @@ class Executor:
             mode = "eager"
         self.mode = mode
         self.captured_steps = 0  # steps replayed from a CUDA graph
+        self.compactions = 0  # times the rows were gathered to free the slots of their holes
         self.rows = rows
         self.c = 0  # shared write pointer: slots [0, c) are written
         widest = max(rows, max_rows or rows)
@@ -622,6 +623,7 @@ class Executor:
         self.slots = [list(range(end - len(s), end)) for s in self.slots]
         self.c = end
         self.ragged = True
+        self.compactions += 1
 
     def describe(self) -> dict[str, Any]:
         """What the run's ``environment`` records about how its steps ran."""

@@ -29,7 +29,7 @@ def check_rows(model: Any, prompts: list[list[int]], alone: list[list[int]], bat
     exact = sum(assert_same_or_near_tie(model, p, a, b) for p, a, b in zip(prompts, alone, batched, strict=True))
     rate = exact / len(prompts)
     print(f"{label}: {exact}/{len(prompts)} rows identical ({rate:.0%}); the others diverge at near-ties < {NEAR_TIE}")
-    assert 1 - rate <= MAX_DIVERGENT or len(prompts) < 20 and exact >= len(prompts) - 1
+    assert 1 - rate <= MAX_DIVERGENT or (len(prompts) < 20 and exact >= len(prompts) - 1)
 
 
 def greedy_alone(model: Any, prompt: list[int], max_new_tokens: int, eos: list[int], mode: str) -> list[int]:

@@ -51,6 +51,11 @@ class Ledger:
     def __init__(self, url: str) -> None:
         self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=10)
 
+    @property
+    def client(self) -> redis.Redis:
+        """The broker's Redis, for taking queued runs into a batch (workers.batching)."""
+        return self._redis
+
     def lease(self, run_id: str) -> str | None:
         value = self._redis.get(lease_key(run_id))
         return value.decode() if value is not None else None

@@ -9,8 +9,6 @@ strategy and parameters: greedy, sampling and speculative decoding batch their r
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -19,7 +17,8 @@ from typing import Any
 import torch
 import transformers
 
-from workers.decoders import BATCHED, DECODERS, greedy, sampling, speculative
+from workers import batching
+from workers.decoders import DECODERS, greedy, sampling, speculative
 from workers.decoders.base import GeneratedSequence
 from workers.decoders.stopping import StopStrings
 from workers.executor import CapacityError, Execution
@@ -74,27 +73,9 @@ class _Prepared:
     draft_model: Any
 
 
-def max_batch_rows() -> int:
-    return _env_int("DECODELAB_MAX_BATCH", 16)
-
-
-def max_batch_tokens() -> int:
-    return _env_int("DECODELAB_MAX_BATCH_TOKENS", 65536)
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, str(default))
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{name} must be a positive integer (got {raw!r})")
-    return int(raw)
-
-
 def batch_key(request: DecodeRequest) -> tuple[str, str, str] | None:
-    """Requests with the same key may be decoded together (``None``: always alone): the same
-    model, strategy and parameters; the prompt, seed, budget and stop strings may differ."""
-    if request.strategy not in BATCHED:
-        return None
-    return (request.model, request.strategy, json.dumps(request.params, sort_keys=True))
+    """Requests with the same key may be decoded together (``workers.batching.batch_key``)."""
+    return batching.batch_key(request.to_dict())
 
 
 def request_tokens(p: _Prepared) -> int:
@@ -107,7 +88,7 @@ def request_tokens(p: _Prepared) -> int:
 def split_batches(items: list[_Prepared]) -> list[list[_Prepared]]:
     """Compatible requests in chunks of at most DECODELAB_MAX_BATCH requests and
     DECODELAB_MAX_BATCH_TOKENS cache slots, in arrival order."""
-    rows, tokens = max_batch_rows(), max_batch_tokens()
+    rows, tokens = batching.max_batch_rows(), batching.max_batch_tokens()
     chunks: list[list[_Prepared]] = []
     for item in items:
         last = chunks[-1] if chunks else None
@@ -136,12 +117,12 @@ def execute_batch(requests: list[DecodeRequest], *, started_at: float | None = N
         item = _prepare(i, request)
         if isinstance(item, DecodeResult):
             results[i] = item
-        elif request_tokens(item) > max_batch_tokens():
+        elif request_tokens(item) > batching.max_batch_tokens():
             results[i] = DecodeResult.failure(
                 run_id=request.run_id,
                 attempt=request.attempt,
                 error=f"max_new_tokens: the run needs {request_tokens(item)} cache slots, more than this worker's "
-                f"DECODELAB_MAX_BATCH_TOKENS ({max_batch_tokens()}); shorten the prompt or max_new_tokens",
+                f"DECODELAB_MAX_BATCH_TOKENS ({batching.max_batch_tokens()}); shorten the prompt or max_new_tokens",
                 error_field="max_new_tokens",
             )
         else:
@@ -244,6 +225,9 @@ def _run_chunk(chunk: list[_Prepared], t_start: float, started_at: float) -> lis
         return [_failed(p, str(exc), exc.field) for p in chunk]
     except CapacityError as exc:
         return [_failed(p, f"max_new_tokens: {exc}", "max_new_tokens") for p in chunk]
+    steps = max((len(seq.token_ids) for seqs in outs for seq in seqs), default=0)
+    rows = sum(batching.request_rows(p.request.to_dict()) for p in chunk)
+    batching.STEP_TIMES.record(first.request.model, rows, steps, (clock.ended - clock.started))
     summary = execution.summary()
     return [
         _result(p, sequences, clock, summary, len(chunk), t_start, started_at)

@@ -359,6 +359,10 @@ class Executor:
         # each row's valid slots, in order.
         self.slots: list[list[int]] = [[] for _ in range(rows)]
         self.ragged = False  # some row has a padding slot or a hole below c
+        # While rows are dense (no padding, holes or dummies) the model needs neither masks nor
+        # position ids, so ``valid`` and ``positions`` are left behind and rebuilt from ``slots``
+        # when first needed (``_refresh``): fewer small operations per step.
+        self._stale = False
         self.use_graphs = mode == "graph" and self.device.type == "cuda"
         if mode == "eager":
             self.cache: Any = DynamicCache(config=text_config(model))
@@ -424,20 +428,34 @@ class Executor:
         assert all(1 <= n <= w for n in real), f"each row feeds 1 to {w} real tokens, got {real}"
         if self.c + w > self.capacity:
             self._compact(w)
+        ids = to_device(tokens, self.device)
+        if self.mode != "graph" and not self.ragged and min(real) == w:
+            return self._forward(ids, None, None, keep=keep, hidden=hidden, real=real)
+        self._refresh()
         slot = torch.arange(w, device=self.device)
         if min(real) == w:
             valid = torch.ones((self.rows, w), dtype=torch.bool, device=self.device)  # [rows, w]
         else:
             valid = slot[None, :] < to_device(real, self.device)[:, None]  # [rows, w]
         positions = self.positions[: self.rows, None] + slot[None, :]  # [rows, w]
-        ids = to_device(tokens, self.device)
         return self._forward(ids, valid, positions, keep=keep, hidden=hidden, real=real)
+
+    def _refresh(self) -> None:
+        """Bring ``valid`` and ``positions`` up to date with ``slots`` (see ``_stale``)."""
+        if not self._stale:
+            return
+        valid = torch.zeros((self.storage_rows, self.capacity), dtype=torch.bool)
+        for r, slots in enumerate(self.slots):
+            valid[r, slots] = True
+        self.valid.copy_(to_device(valid, self.device))
+        self.positions[: self.rows] = to_device([len(s) for s in self.slots], self.device)
+        self._stale = False
 
     def _forward(
         self,
         ids: torch.Tensor,
-        valid_new: torch.Tensor,
-        positions: torch.Tensor,
+        valid_new: torch.Tensor | None,
+        positions: torch.Tensor | None,
         *,
         keep: int,
         hidden: bool,
@@ -448,7 +466,10 @@ class Executor:
         rows, w = ids.shape
         start = self.c
         end = start + w
-        self.valid[:rows, start:end] = valid_new
+        if valid_new is None:
+            self._stale = True
+        else:
+            self.valid[:rows, start:end] = valid_new
         if start:  # prefill set its (right-aligned) slots itself
             for r, n in enumerate(real):
                 self.slots[r].extend(range(start, start + n))
@@ -458,7 +479,8 @@ class Executor:
         else:
             logits, hid = self._plain_step(ids, positions, keep=keep, hidden=hidden or hidden_all)
         self.c = end
-        self.positions[:rows] += valid_new.sum(dim=1)
+        if valid_new is not None:
+            self.positions[:rows] += valid_new.sum(dim=1)
         if hidden or hidden_all:
             return logits, hid
         return logits
@@ -551,7 +573,9 @@ class Executor:
             if d:
                 del self.slots[r][-d:]
         new_c = max((s[-1] + 1 if s else 0) for s in self.slots)
-        if self.rows == 1 and not self.ragged:
+        if self._stale:
+            pass  # ``valid`` and ``positions`` are rebuilt from ``slots`` when next needed
+        elif self.rows == 1 and not self.ragged:
             self.valid[0, new_c : self.c] = False
             self.positions[0] -= drop[0]
         else:
@@ -561,7 +585,8 @@ class Executor:
             valid &= ~(after <= drop_t[:, None])
             self.positions[: self.rows] -= drop_t
             self.ragged = True
-        self.valid[:, new_c:] = False
+        if not self._stale:
+            self.valid[:, new_c:] = False
         if self.mode == "eager":
             self.cache.crop(new_c - self.c)  # transformers takes the (negative) number of slots to remove
         self.c = new_c
@@ -581,8 +606,9 @@ class Executor:
             if n > self.storage_rows:
                 self._grow(n)
             self.cache.copy_rows(idx, self.c)
-        self.valid[:n] = self.valid.index_select(0, idx)
-        self.positions[:n] = self.positions.index_select(0, idx)
+        if not self._stale:
+            self.valid[:n] = self.valid.index_select(0, idx)
+            self.positions[:n] = self.positions.index_select(0, idx)
         self.slots = [list(self.slots[i]) for i in order]
         self.rows = n
 
@@ -617,10 +643,9 @@ class Executor:
             raise CapacityError(f"{end + width} slots needed, the cache holds {self.capacity}")
         index = [[s[0] if s else 0] * (end - len(s)) + s for s in self.slots]  # [rows, end]
         self.cache.gather_slots(to_device(index, self.device), end)
-        self.valid[:] = False
-        for r, s in enumerate(self.slots):
-            self.valid[r, end - len(s) : end] = True
         self.slots = [list(range(end - len(s), end)) for s in self.slots]
+        self._stale = True
+        self._refresh()
         self.c = end
         self.ragged = True
         self.compactions += 1

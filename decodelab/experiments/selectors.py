@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Min, Prefetch, Q, QuerySet
 from django.db.models.functions import Length, Substr
 from django.http import Http404
 from django.utils import timezone
@@ -172,9 +172,12 @@ def experiment_get(*, user, experiment_id) -> Experiment:
 def experiment_progress(experiment: Experiment, *, now: dt.datetime | None = None) -> dict[str, Any]:
     """Run counts by status, percent finished and an ETA.
 
-    ETA = mean duration (finished_at - started_at) of this experiment's succeeded runs
-    x unfinished runs / workers, where workers = distinct workers that started one of its runs in
-    the last 10 minutes (at least 1). None until a run has succeeded.
+    ETA = unfinished runs / throughput, where throughput = runs a worker finished (succeeded or
+    failed) per second since the first of them started, over the last 10 minutes once the
+    experiment has run longer. A throughput, not a mean run duration: workers decode compatible
+    runs together, so 16 runs that finish at once after 10 s are 1.6 runs/s of progress, not 16
+    runs of 10 s each; several workers add up the same way. None until a run has finished.
+    ``workers`` = distinct workers that started one of its runs in the last 10 minutes.
     """
     now = now or timezone.now()
     runs = experiment_runs(experiment)
@@ -183,23 +186,26 @@ def experiment_progress(experiment: Experiment, *, now: dt.datetime | None = Non
         counts[row["status"]] = row["n"]
     total = sum(counts.values())
     finished = sum(counts[s] for s in FINISHED_STATUSES)
-    durations = [
-        (end - start).total_seconds()
-        for start, end in runs.filter(status=RunStatus.SUCCEEDED, started_at__isnull=False).values_list(
-            "started_at", "finished_at"
-        )
-        if end
-    ]
     workers = (
         runs.filter(started_at__gte=now - WORKER_WINDOW).exclude(worker="").values("worker").distinct().count() or 1
     )
     remaining = total - finished
+    worked = runs.filter(status__in=(RunStatus.SUCCEEDED, RunStatus.FAILED), started_at__isnull=False)
+    durations = [
+        (end - start).total_seconds()
+        for start, end in worked.filter(status=RunStatus.SUCCEEDED).values_list("started_at", "finished_at")
+        if end
+    ]
+    first_start = worked.aggregate(first=Min("started_at"))["first"]
+    window_start = max(first_start, now - WORKER_WINDOW) if first_start else None
+    done_in_window = worked.filter(finished_at__gte=window_start).count() if window_start else 0
+    span = (now - window_start).total_seconds() if window_start else 0.0
     if total and not remaining:
         eta: float | None = 0.0
-    elif durations:
-        eta = statistics.fmean(durations) * remaining / workers
+    elif done_in_window and span > 0:
+        eta = remaining / (done_in_window / span)
     else:
-        eta = None  # nothing has succeeded yet: no basis for an estimate
+        eta = None  # nothing has finished yet (or nothing lately): no basis for an estimate
     if experiment.cancelled_at:
         status = "cancelled"
     elif total and remaining == 0:

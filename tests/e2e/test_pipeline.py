@@ -109,3 +109,28 @@ def test_the_compare_command_reports_bad_input_without_storing(live_stack):
     )
     assert proc.returncode != 0
     assert "presets[0].params.num_beams: must be between 1 and 8" in proc.stderr
+
+
+def test_runs_submitted_together_are_decoded_together_and_equal_alone(live_stack):
+    """The worker takes compatible queued runs along (workers/batching.py): their environment says
+    how many shared the batch, and each run's tokens are those it gets decoded alone."""
+    from workers.engine import execute
+    from workers.protocol import DecodeRequest
+
+    prompts = ["The capital of Italy is", "Water boils at", "My favourite colour is", "The sun rises in the",
+               "Two plus two is", "The largest planet is"]  # fmt: skip
+    ids = []
+    for prompt in prompts:  # the first starts at once; the others queue behind it and are taken along
+        status, created = call(live_stack, "POST", "/api/v1/comparisons/",
+                               {"prompt": prompt, "chat": False, "max_new_tokens": 24,
+                                "presets": [{"strategy": "greedy"}]})  # fmt: skip
+        assert status == 201, created
+        ids.append(created["id"])
+    runs = [wait_finished(live_stack, i)["runs"][0] for i in ids]
+    assert all(r["status"] == "succeeded" for r in runs), runs
+    sizes = [r["environment"]["batch_size"] for r in runs]
+    assert max(sizes) > 1, f"no run was batched: {sizes}"
+    for prompt, run in zip(prompts, runs, strict=True):
+        alone = execute(DecodeRequest(model="smollm2-135m", strategy="greedy", prompt=prompt, max_new_tokens=24))
+        assert run["outputs"][0]["token_ids"] == alone.outputs[0].token_ids
+        assert run["attempts"] == 1

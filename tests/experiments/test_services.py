@@ -176,11 +176,26 @@ def test_progress_counts_statuses_and_estimates_the_time_left(researcher):
     assert progress["status"] == "running"
     assert (progress["total"], progress["finished"], progress["succeeded"], progress["failed"]) == (4, 3, 2, 1)
     assert progress["percent"] == 75.0 and progress["queued"] == 1 and progress["workers"] == 1
-    # Mean of the succeeded runs (about 3 s) x 1 unfinished run / 1 worker.
-    assert progress["eta_s"] == pytest.approx(3.0, abs=0.5)
+    # 3 runs finished in the 4 s since the first started: 0.75 runs/s, 1 run left.
+    assert progress["eta_s"] == pytest.approx(4 / 3, abs=0.3)
     finish(runs[3])
     done = selectors.experiment_progress(experiment)
     assert done["status"] == "finished" and done["percent"] == 100.0 and done["eta_s"] == 0.0 and done["done"]
+
+
+@pytest.mark.django_db
+def test_the_eta_counts_a_batch_finishing_together_as_progress(researcher):
+    user = researcher.user
+    experiment = services.experiment_create(
+        owner=user, name="e", prompt_set=prompt_set(user), presets=[preset(user)], samples=8
+    )
+    runs = list(selectors.experiment_runs(experiment).order_by("created_at", "position"))
+    assert len(runs) == 16
+    for run in runs[:8]:  # one batch of 8 runs, decoded together in 10 s
+        finish(run, duration_s=10.0)
+    progress = selectors.experiment_progress(experiment)
+    # 8 runs per 10 s: the other 8 take about 10 s more (a mean-duration estimate said 80 s).
+    assert progress["eta_s"] == pytest.approx(10.0, rel=0.1)
 
 
 @pytest.mark.django_db

@@ -42,13 +42,13 @@ class FaultStack:
     stack: Stack
     workers_started: int = 0
 
-    def start_worker(self, *, concurrency: int = 4) -> str:
+    def start_worker(self, *, concurrency: int = 4, env: dict[str, str] | None = None) -> str:
         """Start a decode worker and wait until Celery says it is ready; returns its name."""
         self.workers_started += 1
         name = f"worker{self.workers_started}"
         log = self.stack.logs / f"{name}.log"
         offset = log.stat().st_size if log.exists() else 0
-        self.stack.start(name, commands.decode_worker(MODEL, f"fault-{name}", concurrency=concurrency))
+        self.stack.start(name, commands.decode_worker(MODEL, f"fault-{name}", concurrency=concurrency), env)
 
         def ready() -> bool:
             return log.exists() and " ready." in log.read_text(errors="replace")[offset:]

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.faults.conftest import print_counts
+from tests.support.servers import wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 
@@ -79,6 +80,23 @@ def test_killing_the_whole_worker_and_starting_a_new_one_loses_nothing(faults):
     try:
         states = assert_all_succeeded_once(faults, "kill -9 the whole worker, start another", run_ids)
         assert running > 0, "nothing was running when the worker was killed"
+        assert any(s[2] > 1 for s in states.values()), "no run needed the reaper; the test proved nothing"
+    finally:
+        faults.stack.kill(second, signal.SIGTERM)
+
+
+def test_killing_a_worker_while_it_decodes_runs_it_took_along_loses_and_duplicates_nothing(faults):
+    """Batching (workers/batching.py): the worker takes queued runs out of the broker, so when it
+    dies those messages are gone; the reaper must bring every such run back, exactly once."""
+    batching = {"DECODELAB_MAX_BATCH": "8"}
+    first = faults.start_worker(concurrency=1, env=batching)
+    log = faults.stack.logs / f"{first}.log"
+    run_ids = submit_many(faults, 40, "batched")
+    wait_for(lambda: "runs together" in log.read_text(errors="replace"), 60, "a batch of taken runs")
+    faults.stack.kill(first, signal.SIGKILL)
+    second = faults.start_worker(concurrency=1, env=batching)
+    try:
+        states = assert_all_succeeded_once(faults, "kill -9 a worker decoding a batch of taken runs", run_ids)
         assert any(s[2] > 1 for s in states.values()), "no run needed the reaper; the test proved nothing"
     finally:
         faults.stack.kill(second, signal.SIGTERM)

@@ -18,9 +18,4 @@ DECODERS: dict[str, DecodeFn] = {
     "speculative": speculative.decode,
 }
 
-# Strategies whose decoders take a batch of runs (``decode_batch``); the others decode one run
-# at a time (diverse beam and contrastive search reorder every row each step, beam search and
-# constrained decoding are batched per run over their beams and samples only).
-BATCHED = frozenset({"greedy", "sampling", "speculative"})
-
-__all__ = ["BATCHED", "DECODERS", "DecodeFn", "GeneratedSequence"]
+__all__ = ["DECODERS", "DecodeFn", "GeneratedSequence"]

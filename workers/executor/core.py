@@ -1,316 +1,31 @@
-"""The step executor: every decoder's KV cache and model forward, one layer under the decoders.
-
-A decoder asks the executor for the logits of its rows and tells it which rows to keep,
-reorder or roll back; it never touches a cache itself. So a decoder reads the same whether it
-serves one prompt or thirty-two, and the way a step runs (eager, static, captured) is chosen
-here, once.
-
-Rows and slots. The cache holds ``rows`` sequences side by side in ``slots`` (positions along
-the cache's sequence axis). All rows write each step's tokens to the same slots
-``[c, c + w)``, where ``c`` is the shared write pointer. What a row may attend to is kept in
-``valid`` (``[rows, capacity]`` bool), and each row's own position ids in ``positions``
-(``[rows]``: how many valid slots it has). Three things make a slot invalid:
-
-- left padding: prompts of different lengths are right-aligned at prefill;
-- dummy tokens: a step ``[rows, w]`` where a row has fewer than ``w`` real tokens (ragged
-  speculative drafts) pads that row at the end; the dummies are never valid;
-- rollback: a row drops its last ``n`` tokens (rejected drafts). The shared pointer moves back
-  by what every row dropped (for one row: exactly ``n``, a pointer move, no copy); a row that
-  dropped more keeps a hole. RoPE is applied before keys are cached, so a key's slot does not
-  matter, only its validity: holes change nothing but the mask.
-
-When the pointer would pass the capacity, the rows are compacted (each row's valid slots are
-gathered to the right end of ``[0, c')``), a copy paid only then.
-
-Modes (``DECODELAB_EXECUTOR``):
-
-- ``eager``: transformers' ``DynamicCache`` (a ``torch.cat`` per step and layer), the model's
-  own masks for unpadded rows. The oracle: for one unpadded row the calls are exactly those
-  of ``generate``.
-- ``static``: a preallocated ``SlotCache``; each step writes its keys and values in place
-  and attends over the used slots ``[0, c + w)`` only, so for unpadded rows the attention has
-  the same shapes, masks and bits as ``eager``, without the per-step concatenation.
-- ``graph``: fixed shapes. Rows are padded to a batch bucket, every step attends over the
-  whole capacity through an explicit mask, and the step for each (batch bucket, width, kept
-  logits, capacity) is a separate fixed-shape function. On CUDA each is captured once as a
-  CUDA graph (``torch.cuda.CUDAGraph``) and replayed; captures and their caches belong to
-  the model's ``GraphPool`` and live as long as the worker. On the CPU the same fixed-shape
-  step runs uncaptured, so its logic (masks, buckets, padding rows) is tested without a GPU.
-
-Why capture by hand rather than ``torch.compile(mode="reduce-overhead")``: capture alone
-removes the per-kernel launch and Python cost that dominates small-batch decoding (43 -> ~290
-tok/s for SmolLM2 on an H200, issue #11) and takes well under a second per shape, where
-compilation took 43 s per model; ``DECODELAB_COMPILE=1`` compiles the step before capture
-(fused kernels inside the graph) for those who want to pay that start-up. ``bench/gpu.py``
-measures both.
-"""
+"""The executor: the rows of a decode, their cache, their steps (see the package docstring)."""
 
 from __future__ import annotations
 
 import logging
-import os
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from transformers import DynamicCache
-from transformers.cache_utils import Cache, CacheLayerMixin
+
+from workers.executor.graphs import GraphPool
+from workers.executor.shapes import (
+    BATCH_BUCKETS,
+    CAPACITY_BUCKETS,
+    MODES,
+    CapacityError,
+    as_model_mask,
+    bucket,
+    default_mode,
+    text_config,
+    to_device,
+    unsupported_reason,
+)
+from workers.executor.slots import SlotCache
 
 log = logging.getLogger(__name__)
-
-MODES = ("eager", "static", "graph")
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
-# Captured steps attend over the whole capacity; 1024 slots cost a 135M model at batch 16 about
-# 0.1 ms of memory traffic per step, and one bucket for most runs means one set of captures.
-CAPACITY_BUCKETS = (1024, 2048, 4096, 8192, 16384)
-
-
-class CapacityError(ValueError):
-    """The rows cannot fit in the executor's capacity (more tokens than it was sized for)."""
-
-
-def to_device(values: Any, device: torch.device, dtype: torch.dtype = torch.long) -> torch.Tensor:
-    """A host list or CPU tensor on ``device`` without waiting for the device: a plain copy from
-    pageable memory to a GPU waits for all queued work; from pinned memory it is queued too."""
-    tensor = values if isinstance(values, torch.Tensor) else torch.tensor(values, dtype=dtype)
-    if device.type != "cuda" or tensor.device.type == "cuda":
-        return tensor.to(device)
-    return tensor.pin_memory().to(device, non_blocking=True)
-
-
-def default_mode(device: torch.device) -> str:
-    """``DECODELAB_EXECUTOR`` or, by default, ``graph`` on CUDA and ``static`` elsewhere."""
-    mode = os.environ.get("DECODELAB_EXECUTOR", "auto")
-    if mode == "auto":
-        return "graph" if device.type == "cuda" else "static"
-    if mode not in MODES:
-        raise ValueError(f"DECODELAB_EXECUTOR must be one of auto, {', '.join(MODES)} (got {mode!r})")
-    return mode
-
-
-def bucket(n: int, buckets: Sequence[int]) -> int:
-    """The smallest bucket >= n (n itself when past the largest)."""
-    return next((b for b in buckets if b >= n), n)
-
-
-def text_config(model: Any) -> Any:
-    config = model.config
-    return config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
-
-
-def unsupported_reason(model: Any, capacity: int) -> str | None:
-    """Why the slot cache cannot serve ``model`` at ``capacity`` (None when it can): it writes
-    one full-attention cache per layer and builds sdpa or eager masks itself."""
-    config = text_config(model)
-    impl = getattr(config, "_attn_implementation", None) or "eager"
-    if impl not in ("sdpa", "eager"):
-        return f"attention implementation {impl!r}"
-    window = getattr(config, "sliding_window", None)
-    layer_types = getattr(config, "layer_types", None) or []
-    if any(t not in ("full_attention", "sliding_attention") for t in layer_types):
-        return "layer types other than attention"
-    sliding = any(t == "sliding_attention" for t in layer_types) or (
-        window is not None and getattr(config, "use_sliding_window", True) and not layer_types
-    )
-    if sliding and window is not None and window < capacity:
-        return f"sliding-window attention ({window}) shorter than the cache ({capacity})"
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# The slot cache: preallocated keys and values, written in place at the executor's slots.
-
-
-class SlotLayer(CacheLayerMixin):
-    """One layer's keys and values, ``[rows, kv_heads, capacity, head_dim]``, allocated at the
-    first write and then only written in place (CUDA graphs need fixed addresses)."""
-
-    is_sliding = False
-    # False: transformers then skips the mask where it may (is_causal), exactly as for a DynamicCache,
-    # so unpadded static steps compute the same bits as eager ones. Fixed-shape steps pass their own mask.
-    is_compileable = False
-
-    def __init__(self, owner: SlotCache) -> None:
-        super().__init__()
-        self.owner = owner
-
-    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        rows, heads = self.owner.storage_rows, key_states.shape[1]
-        shape_k = (rows, heads, self.owner.capacity, key_states.shape[-1])
-        shape_v = (rows, heads, self.owner.capacity, value_states.shape[-1])
-        self.keys = torch.zeros(shape_k, dtype=key_states.dtype, device=key_states.device)
-        self.values = torch.zeros(shape_v, dtype=value_states.dtype, device=value_states.device)
-        self.dtype, self.device = key_states.dtype, key_states.device
-        self.is_initialized = True
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        assert self.keys is not None and self.values is not None
-        rows, end = key_states.shape[0], self.owner.view_end
-        keys, values = self.keys[:rows], self.values[:rows]  # views: index_copy_ writes the storage
-        keys.index_copy_(2, self.owner.write_slots, key_states)
-        values.index_copy_(2, self.owner.write_slots, value_states)
-        return keys[:, :, :end], values[:, :, :end]
-
-    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
-        return self.owner.view_end, 0
-
-    def get_seq_length(self) -> int:
-        return self.owner.seq_length
-
-    def get_max_length(self) -> int:
-        return self.owner.capacity
-
-    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        raise NotImplementedError("the executor reorders slot caches (Executor.reorder)")
-
-
-class SlotCache(Cache):
-    """A transformers ``Cache`` whose layers write at ``write_slots`` and show ``[0, view_end)``.
-
-    The executor sets ``write_slots`` (``[w]`` LongTensor), ``view_end`` and ``seq_length``
-    before each forward; the model only calls ``update``.
-    """
-
-    def __init__(self, num_layers: int, storage_rows: int, capacity: int, device: torch.device) -> None:
-        super().__init__(layers=[])
-        self.layers = [SlotLayer(self) for _ in range(num_layers)]
-        self.storage_rows = storage_rows
-        self.capacity = capacity
-        self.write_slots = torch.zeros(1, dtype=torch.long, device=device)
-        self.view_end = 0
-        self.seq_length = 0
-
-    def copy_rows(self, idx: torch.Tensor, used: int) -> None:
-        """Row ``i`` becomes a copy of row ``idx[i]`` (slots ``[0, used)``), in place."""
-        for layer in self.layers:
-            if layer.keys is None:
-                continue
-            n = idx.shape[0]
-            layer.keys[:n, :, :used] = layer.keys[:, :, :used].index_select(0, idx)
-            layer.values[:n, :, :used] = layer.values[:, :, :used].index_select(0, idx)
-
-    def gather_slots(self, index: torch.Tensor, end: int) -> None:
-        """Row ``r``'s slot ``j < end`` becomes its slot ``index[r, j]`` (compaction), in place."""
-        rows = index.shape[0]
-        for layer in self.layers:
-            if layer.keys is None:
-                continue
-            for buf in (layer.keys, layer.values):
-                idx = index[:, None, :, None].expand(rows, buf.shape[1], end, buf.shape[3])
-                buf[:rows, :, :end] = torch.gather(buf[:rows], 2, idx)
-
-
-# --------------------------------------------------------------------------------------------
-# Captured steps, kept per model for the worker's life.
-
-
-@dataclass
-class _Captured:
-    """One captured step: its static inputs, its graph and its output."""
-
-    input_ids: torch.Tensor  # [B, w]
-    position_ids: torch.Tensor  # [B, w]
-    mask: torch.Tensor  # [B, 1, w, capacity]
-    write_slots: torch.Tensor  # [w]
-    graph: Any
-    logits: torch.Tensor  # [B, keep, V] (the model's dtype)
-    hidden: torch.Tensor | None  # [B, keep, H] when asked for
-
-
-@dataclass
-class GraphPool:
-    """A model's slot caches and captured steps, keyed by shape, kept for the worker's life.
-
-    Caches are keyed by (batch bucket, capacity); captures by (batch bucket, width, kept logits,
-    hidden states, capacity). Only one executor uses a pool at a time (a worker decodes one
-    batch at a time), which is what lets requests share the cache storage.
-    """
-
-    model: Any
-    compile: bool = field(default_factory=lambda: os.environ.get("DECODELAB_COMPILE", "0") == "1")
-    caches: dict[tuple[int, int], SlotCache] = field(default_factory=dict)
-    captured: dict[tuple[int, int, int, bool, int], _Captured] = field(default_factory=dict)
-    capture_s: float = 0.0
-    _pool: Any = None
-    _forward: Callable[..., Any] | None = None
-
-    def cache(self, rows: int, capacity: int, device: torch.device) -> SlotCache:
-        key = (rows, capacity)
-        if key not in self.caches:
-            self.caches[key] = SlotCache(text_config(self.model).num_hidden_layers, rows, capacity, device)
-        return self.caches[key]
-
-    def forward_fn(self) -> Callable[..., Any]:
-        if self._forward is None:
-            self._forward = self.model.forward
-            if self.compile:
-                # One compilation for every batch bucket and width (dynamic shapes), fused kernels
-                # that the captured graph then replays.
-                self._forward = torch.compile(self.model.forward, dynamic=True)
-        return self._forward
-
-    def get(self, key: tuple[int, int, int, bool, int]) -> _Captured | None:
-        return self.captured.get(key)
-
-    def capture(self, key: tuple[int, int, int, bool, int], cache: SlotCache, device: torch.device) -> _Captured:
-        """Capture the fixed-shape step ``key`` on ``cache``. The warm-up runs write the step's
-        slots with the current inputs, which the replay that follows writes again."""
-        rows, width, keep, hidden, capacity = key
-        t0 = time.perf_counter()
-        input_ids = torch.zeros((rows, width), dtype=torch.long, device=device)
-        position_ids = torch.zeros((rows, width), dtype=torch.long, device=device)
-        mask = torch.ones((rows, 1, width, capacity), dtype=torch.bool, device=device)
-        write_slots = torch.arange(width, dtype=torch.long, device=device)
-        forward = self.forward_fn()
-
-        def step() -> tuple[torch.Tensor, torch.Tensor | None]:
-            cache.write_slots = write_slots
-            cache.view_end = capacity
-            out = forward(
-                input_ids=input_ids,
-                position_ids=position_ids,
-                attention_mask=_as_model_mask(self.model, mask),
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=keep,
-                output_hidden_states=hidden,
-                return_dict=True,
-            )
-            return out.logits, (out.hidden_states[-1][:, -keep:] if hidden else None)
-
-        stream = torch.cuda.Stream(device)
-        stream.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(stream):
-            for _ in range(2):
-                step()
-        torch.cuda.current_stream(device).wait_stream(stream)
-        if self._pool is None:
-            self._pool = torch.cuda.graph_pool_handle()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self._pool):
-            logits, hidden_out = step()
-        captured = _Captured(input_ids, position_ids, mask, write_slots, graph, logits, hidden_out)
-        self.captured[key] = captured
-        self.capture_s += time.perf_counter() - t0
-        return captured
-
-
-def _as_model_mask(model: Any, mask: torch.Tensor) -> torch.Tensor:
-    """A bool ``[B, 1, q, kv]`` mask in the form the model's attention adds or uses: sdpa takes
-    the bool mask; eager attention adds a float mask (0 where allowed, the dtype's minimum
-    elsewhere), as transformers' own ``eager_mask`` builds it."""
-    if getattr(text_config(model), "_attn_implementation", "sdpa") == "sdpa":
-        return mask
-    dtype = model.dtype
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
-
-
-# --------------------------------------------------------------------------------------------
-# The executor.
 
 
 class Executor:
@@ -496,7 +211,7 @@ class Executor:
             slot = torch.arange(end, device=self.device)
             query_slot = torch.arange(start, end, device=self.device)
             mask = self.valid[:rows, None, None, :end] & (slot[None, None, None, :] <= query_slot[None, None, :, None])
-            kwargs["attention_mask"] = _as_model_mask(self.model, mask)
+            kwargs["attention_mask"] = as_model_mask(self.model, mask)
             kwargs["position_ids"] = positions
         if self.mode != "eager":
             self.cache.write_slots = torch.arange(start, end, device=self.device)
@@ -545,7 +260,7 @@ class Executor:
         self.cache.view_end = self.capacity
         self.cache.seq_length = start
         out = self.model(
-            input_ids=ids, position_ids=positions, attention_mask=_as_model_mask(self.model, mask),
+            input_ids=ids, position_ids=positions, attention_mask=as_model_mask(self.model, mask),
             past_key_values=self.cache, use_cache=True, logits_to_keep=keep, output_hidden_states=hidden,
             return_dict=True,
         )  # fmt: skip

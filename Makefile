@@ -89,6 +89,8 @@ test-postgres: venv default-model
 # BENCH_ARGS="--qwen" adds the Qwen draft/target pair (after `make models`); on a GPU it is added by itself.
 bench: venv default-model
 	$(PY) -m bench.decoders $(BENCH_ARGS)
+	@# Batched runs against one at a time (32 prompts x greedy + 32 x sampling N=4), static vs eager.
+	$(PY) -m bench.batching $(BATCHING_BENCH_ARGS)
 	@# A 20-prompt x 5-preset experiment through the whole stack, then the 100 x 6 grid page's server time.
 	$(PY) -m bench.experiments $(EXPERIMENT_BENCH_ARGS)
 

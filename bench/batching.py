@@ -64,7 +64,7 @@ def static_vs_eager(tokens: int) -> dict[str, Any]:
     outs: dict[str, list] = {"eager": [], "static": []}
     n_tokens = 0
     execute(reqs[0])  # load and warm up
-    for req in reqs:
+    for req in reqs * 2:
         for mode in ("eager", "static", "static", "eager"):  # alternating: drift hits both alike
             os.environ["DECODELAB_EXECUTOR"] = mode
             t0 = time.perf_counter()

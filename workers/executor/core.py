@@ -214,7 +214,7 @@ class Executor:
             kwargs["attention_mask"] = as_model_mask(self.model, mask)
             kwargs["position_ids"] = positions
         if self.mode != "eager":
-            self.cache.write_slots = torch.arange(start, end, device=self.device)
+            self.cache.write_range = (start, end)
             self.cache.view_end = end
             self.cache.seq_length = start
         if keep_supported(self.model):
@@ -257,6 +257,7 @@ class Executor:
             hid = graphs.hidden[:rows].clone() if graphs.hidden is not None else None
             return logits, hid
         self.cache.write_slots = write_slots
+        self.cache.write_range = None
         self.cache.view_end = self.capacity
         self.cache.seq_length = start
         out = self.model(

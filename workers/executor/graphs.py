@@ -75,6 +75,7 @@ class GraphPool:
 
         def step() -> tuple[torch.Tensor, torch.Tensor | None]:
             cache.write_slots = write_slots
+            cache.write_range = None
             cache.view_end = capacity
             out = forward(
                 input_ids=input_ids,

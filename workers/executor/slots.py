@@ -35,9 +35,14 @@ class SlotLayer(CacheLayerMixin):
             self.lazy_initialization(key_states, value_states)
         assert self.keys is not None and self.values is not None
         rows, end = key_states.shape[0], self.owner.view_end
-        keys, values = self.keys[:rows], self.values[:rows]  # views: index_copy_ writes the storage
-        keys.index_copy_(2, self.owner.write_slots, key_states)
-        values.index_copy_(2, self.owner.write_slots, value_states)
+        keys, values = self.keys[:rows], self.values[:rows]  # views: writing them writes the storage
+        span = self.owner.write_range
+        if span is not None:  # uncaptured steps write a contiguous range: a plain slice copy
+            keys[:, :, span[0] : span[1]] = key_states
+            values[:, :, span[0] : span[1]] = value_states
+        else:  # captured steps read their slots from a tensor, whose values change between replays
+            keys.index_copy_(2, self.owner.write_slots, key_states)
+            values.index_copy_(2, self.owner.write_slots, value_states)
         return keys[:, :, :end], values[:, :, :end]
 
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
@@ -66,6 +71,7 @@ class SlotCache(Cache):
         self.storage_rows = storage_rows
         self.capacity = capacity
         self.write_slots = torch.zeros(1, dtype=torch.long, device=device)
+        self.write_range: tuple[int, int] | None = None  # when set, the slots are [start, end)
         self.view_end = 0
         self.seq_length = 0
 

@@ -47,3 +47,9 @@ def browser():
         b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
         yield b
         b.close()
+
+
+def settled(page) -> None:
+    """Wait until htmx has swapped and settled the last answer (a person does not type within
+    20 ms; a fast browser acting before htmx has processed a new fragment would find it inert)."""
+    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")

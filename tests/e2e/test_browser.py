@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import SHOTS
+from tests.e2e.conftest import SHOTS, settled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -31,6 +31,7 @@ def test_researcher_logs_in_submits_a_comparison_and_sees_both_outputs(live_stac
     # Switching a row's strategy swaps in that strategy's parameters (htmx).
     page.get_by_role("button", name="+ Add preset").click()
     expect(presets).to_have_count(3)
+    settled(page)
     presets.nth(2).get_by_label("Strategy").select_option("sampling")
     expect(presets.nth(2).get_by_label("temperature")).to_be_visible()
     presets.nth(2).get_by_role("button", name="Remove this preset").click()

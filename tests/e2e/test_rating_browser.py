@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import SHOTS
+from tests.e2e.conftest import SHOTS, settled
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -38,11 +38,6 @@ def _log_in(page, base_url: str, username: str, password: str, next_url: str) ->
     page.get_by_role("button", name="Log in").click()
 
 
-def _settled(page) -> None:
-    """Wait until htmx has swapped and settled the last answer (a person does not type within 20 ms)."""
-    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')")
-
-
 def _api(stack, path: str) -> dict:
     request = urllib.request.Request(stack.base_url + path, headers={"Authorization": f"Token {stack.token}"})
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -69,7 +64,7 @@ def test_annotator_rates_with_the_keyboard_and_researcher_sees_ci_bars(live_stac
 
     seen = set()
     for n, key in enumerate(KEYS, start=1):
-        _settled(page)
+        settled(page)
         seen.add(area.locator("form#vote-form").get_attribute("action"))
         if n == 3:  # a reason, typed after R, left with Escape, then the vote key
             page.keyboard.press("r")
@@ -79,10 +74,10 @@ def test_annotator_rates_with_the_keyboard_and_researcher_sees_ci_bars(live_stac
         page.keyboard.press(key)
         expect(progress).to_contain_text(f"{n} rated")
     assert len(seen) == 10, "every vote went to a different item"
-    _settled(page)
+    settled(page)
     page.keyboard.press("s")  # skip the eleventh
     expect(progress).to_contain_text("10 rated · 1 skipped")
-    _settled(page)
+    settled(page)
     page.keyboard.press("1")
     expect(area.get_by_role("heading", name="All done")).to_be_visible()
     page.screenshot(path=str(SHOTS / "rating-done-1280.png"), full_page=True)
@@ -134,7 +129,7 @@ def test_likert_and_ranking_with_the_keyboard(live_stack, browser):
     expect(area.locator("fieldset.likert.current")).to_contain_text("relevance")
     page.screenshot(path=str(SHOTS / "rating-likert-1280.png"), full_page=True)
     for n in range(1, 4):
-        _settled(page)
+        settled(page)
         for key in ("5", "3", "4") if n > 1 else ("3", "4"):
             page.keyboard.press(key)
         page.keyboard.press("Enter")

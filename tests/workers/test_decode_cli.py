@@ -7,9 +7,9 @@ import sys
 from tests.support.servers import ROOT
 
 
-def run_cli(lines: list[str]) -> list[dict]:
+def run_cli(lines: list[str], *args: str) -> list[dict]:
     proc = subprocess.run(
-        [sys.executable, "-m", "workers.decode"],
+        [sys.executable, "-m", "workers.decode", *args],
         input="\n".join(lines) + "\n",
         capture_output=True,
         text=True,

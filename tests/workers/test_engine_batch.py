@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
 
-from tests.support.servers import ROOT
+from tests.workers.test_decode_cli import run_cli
 from workers import runtime
 from workers.engine import _prepare, batch_key, execute, execute_batch, request_tokens
 from workers.protocol import DecodeRequest
@@ -88,16 +86,7 @@ def test_a_run_too_large_for_the_worker_fails_alone_with_the_reason(monkeypatch)
 def test_cli_batch_option_decodes_lines_together_in_order():
     lines = [json.dumps(request(prompt=p, max_new_tokens=4).to_dict()) for p in PROMPTS[:3]]
     lines.insert(1, "{not json")
-    proc = subprocess.run(
-        [sys.executable, "-m", "workers.decode", "--batch", "8"],
-        input="\n".join(lines) + "\n",
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        check=True,
-    )
-    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    out = run_cli(lines, "--batch", "8")
     assert len(out) == 4
     assert "invalid JSON" in out[1]["error"]
     assert [o["environment"]["batch_size"] for o in (out[0], out[2], out[3])] == [3, 3, 3]
